@@ -1,0 +1,141 @@
+// The JS-visible surface of the native addon (native/build/Release/nesso_native.node).
+// This file is the contract between native/ and src/engine/: the C++ side implements exactly
+// these names, and only src/engine/native.ts loads the addon and maps its errors.
+//
+// Glossary: dim (hidden size), nLayers, nHeads, nKvHeads, headDim, ffnDim (intermediate size),
+// vocabSize (rows of the embedding), contextSize.
+
+/** Element type of a tensor as safetensors names it. */
+export type NativeDtype = "F32" | "F16" | "BF16";
+
+/** One tensor the TS side has validated: where its bytes sit in which file. */
+export interface NativeTensorSpec {
+  /** Checkpoint name, e.g. "model.layers.0.self_attn.q_proj.weight". */
+  name: string;
+  /** Index into NativeModelSpec.files. */
+  file: number;
+  dtype: NativeDtype;
+  shape: number[];
+  /** Absolute byte offset in the file (8 + header length + data_offsets[0]); may be unaligned. */
+  offset: number;
+  /** Byte length (data_offsets[1] - data_offsets[0]). */
+  byteLength: number;
+}
+
+/** Model geometry resolved from config.json with the mlx-lm defaults applied. */
+export interface NativeModelConfig {
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ffnDim: number;
+  /** Rows of model.embed_tokens.weight (may exceed the tokenizer's size). */
+  vocabSize: number;
+  /** Logits of ids >= this are set to -Infinity (the tokenizer has no such ids). */
+  tokenizerVocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** false: rotate-half pairing (i, i + headDim/2); true: adjacent pairs (2i, 2i+1). */
+  ropeTraditional: boolean;
+  /** Per-pair frequency divisors of length headDim/2 (llama3 / linear scaling), or null for plain RoPE. */
+  ropeFreqFactors: Float32Array | null;
+  /** Multiplies positions before the angle is computed (1 / factor for linear scaling, else 1). */
+  ropePositionScale: number;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+  mlpBias: boolean;
+  /** Hard limit on contextSize (max_position_embeddings). */
+  maxContextSize: number;
+}
+
+export interface NativeModelSpec {
+  /** Absolute paths of the safetensors files; they are mmapped read-only. */
+  files: string[];
+  tensors: NativeTensorSpec[];
+  config: NativeModelConfig;
+  /** Compute threads (default: physical cores). */
+  threads: number;
+}
+
+/** Sampling parameters for one step. temperature 0 means greedy (argmax). */
+export interface NativeSamplerParams {
+  temperature: number;
+  topK: number; // 0 = off
+  topP: number; // 1 = off
+  minP: number; // 0 = off
+  repeatPenalty: number; // 1 = off
+  /** Token ids the penalty looks at (the last repeatLastN tokens, chosen by the caller). */
+  penaltyTokens: Int32Array | null;
+  /** Seed for this step's random draw; the TS side advances it per step for reproducibility. */
+  seed: number;
+}
+
+export interface NativeEvalResult {
+  /** Tokens evaluated (less than requested only when cancelled). */
+  evaluated: number;
+  cancelled: boolean;
+}
+
+export interface NativeContext {
+  readonly contextSize: number;
+  /** Tokens currently in the KV cache. */
+  readonly length: number;
+  /**
+   * Evaluates tokens at positions length..length+n-1 on a worker thread and keeps the logits of
+   * the last evaluated position. Prefill runs in chunks of `chunkSize` tokens (default 64) and the
+   * cancel flag is checked between chunks. Rejects (does not crash) when length + n > contextSize.
+   */
+  eval(tokens: Int32Array, options?: { chunkSize?: number }): Promise<NativeEvalResult>;
+  /** Copies the logits of the last evaluated position ([vocabSize] float32). */
+  getLogits(): Float32Array;
+  /**
+   * Picks the next token from the last logits. `mask` has one byte per vocabulary id (0 = not
+   * allowed); with a mask where nothing is allowed it throws. Synchronous: it costs about a
+   * millisecond.
+   */
+  sample(params: NativeSamplerParams, mask?: Uint8Array | null): number;
+  /** Drops cached tokens beyond n (prefix reuse). n must be <= length. */
+  rewind(n: number): void;
+  /** Sets the atomic flag that eval() checks between chunks; eval() clears it when it starts. */
+  cancel(): void;
+  /** Serializes the KV cache of the first n tokens (default: all). */
+  saveState(n?: number): Promise<Uint8Array>;
+  loadState(state: Uint8Array): Promise<void>;
+  /** Frees the KV cache. Safe to call twice; later calls of other methods throw. */
+  dispose(): void;
+}
+
+export interface NativeModel {
+  readonly config: NativeModelConfig;
+  readonly threads: number;
+  /** Creates a context with its own KV cache of contextSize positions. */
+  createContext(options: { contextSize: number }): NativeContext;
+  /** Unmaps the weights. Safe to call twice; contexts must be disposed first or they are disposed here. */
+  dispose(): void;
+}
+
+/** Kernels exposed for unit tests with hand-computed values. Inputs and outputs are float32. */
+export interface NativeTesting {
+  rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array;
+  /** Rotates one head vector x [headDim] at `position`. */
+  rope(x: Float32Array, position: number, theta: number, traditional: boolean, freqFactors?: Float32Array | null): Float32Array;
+  /**
+   * Attention of q [nHeads, headDim] over keys/values [nKv, T, headDim] (one query position that
+   * sees all T keys), returns [nHeads, headDim].
+   */
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, nHeads: number, nKvHeads: number, headDim: number, T: number): Float32Array;
+  /** y [rows] = W [rows, cols] · x [cols] with W given in `dtype` bytes. */
+  matVec(weights: Uint8Array, dtype: NativeDtype, rows: number, cols: number, x: Float32Array): Float32Array;
+}
+
+export interface NativeAddon {
+  loadModel(spec: NativeModelSpec): Promise<NativeModel>;
+  /** Routes native log lines to JS (level 0 error .. 3 debug). Native code never prints. */
+  setLogger(callback: ((level: number, message: string) => void) | null): void;
+  /** SIMD path chosen at run time: "avx512bf16", "avx512", "avx2", "neon" or "portable". */
+  simdPath(): string;
+  /** Physical core count as the addon detects it. */
+  physicalCores(): number;
+  testing: NativeTesting;
+}
