@@ -12,6 +12,7 @@ export type NessoErrorCode =
   | "CONFIG" // mcp.json is invalid
   | "SERVER" // an MCP server failed to start, crashed or answered wrongly
   | "TIMEOUT" // a bounded wait ran out
+  | "BUSY" // a bounded queue is full; try again later
   | "DOWNLOAD" // a Hub download failed
   | "INTERNAL"; // a bug in nesso-mcp
 
