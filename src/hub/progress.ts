@@ -185,9 +185,10 @@ function formatBarLine(state: FileState, fileCount: number, columns: number, byt
   const figures = formatProgressFigures(state, bytesPerSecond);
   const prefix = `[${state.index}/${fileCount}] `;
   const fraction = Math.min(state.bytesOnDisk / Math.max(state.bytes, 1), 1);
-  const room = Math.max(columns - 1 - prefix.length - figures.length - 4, 10);
-  const barWidth = Math.max(Math.min(30, room - 12), 5);
-  const name = shorten(state.name, Math.max(room - barWidth, 8));
+  // The name gets the space first, keeping at least 10 columns for the bar; the bar takes the rest, up to 30.
+  const room = Math.max(columns - 1 - prefix.length - figures.length - 2, 15);
+  const name = shorten(state.name, Math.max(room - 10, 5));
+  const barWidth = Math.min(Math.max(room - [...name].length, 5), 30);
   const filled = Math.round(fraction * barWidth);
   return `${prefix}${name} ${"█".repeat(filled)}${"░".repeat(barWidth - filled)} ${figures}`;
 }
