@@ -20,6 +20,8 @@ export interface RegisteredTool {
     idempotentHint?: boolean;
     openWorldHint?: boolean;
   };
+  /** The server's `approval` entry in mcp.json, when it has one. */
+  approval?: "auto" | "ask" | "deny";
 }
 
 export interface CallToolOptions {
@@ -33,5 +35,11 @@ export interface CallToolOptions {
 /** What the agent loop needs from the host: the tool list and a way to call a tool. */
 export interface ToolExecutor {
   listTools(): RegisteredTool[];
+  /**
+   * Calls a tool by its registered name. A failure the server reports (an `isError` result or a
+   * JSON-RPC error) resolves as an `isError` result. The promise rejects with a NessoError only
+   * when the call could not complete: unknown tool (INVALID_ARGUMENT), server crashed or
+   * unreachable (SERVER), timeout (TIMEOUT) or abort (the signal's reason, or ABORTED).
+   */
   callTool(name: string, args: Record<string, unknown>, options?: CallToolOptions): Promise<CallToolResult>;
 }
