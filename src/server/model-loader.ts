@@ -1,0 +1,79 @@
+// The default model loader of `serve`: resolves `--model` (a directory or a cached Hub repo, never a
+// download), loads it into the native engine and opens one session.
+
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { LoadedModel, ModelLoader } from "./model-slot.js";
+
+export interface ModelLoaderOptions {
+  /** Model directory or Hub repo id (default: the default repo in the Hub cache). */
+  model?: string;
+  /** Branch, tag or commit of a repo id (default main). */
+  revision?: string;
+  /** Compute threads (default: physical cores). */
+  threads?: number;
+  /** KV cache positions (default: the model's max_position_embeddings). */
+  contextSize?: number;
+}
+
+/**
+ * Creates the loader the server calls on first use. The engine and the Hub modules are imported
+ * only then, so a server that never generates never loads the native addon.
+ */
+export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
+  return async (signal: AbortSignal): Promise<LoadedModel> => {
+    const { resolveModelReference } = await import("../hub/index.js");
+    const { EngineChatModel, Model } = await import("../engine/index.js");
+
+    const reference = await resolveModelReference(options.model, { revision: options.revision });
+    const model = await Model.load(reference.dir, { threads: options.threads, signal });
+    let chatModel;
+    try {
+      chatModel = new EngineChatModel(model, { contextSize: options.contextSize });
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    const storage = await readWeightStorage(reference.dir);
+    const { config } = model;
+    return {
+      chatModel,
+      info: {
+        path: model.dir,
+        repo: reference.repo,
+        commit: reference.commit,
+        config: {
+          hidden_size: config.dim,
+          num_hidden_layers: config.nLayers,
+          num_attention_heads: config.nHeads,
+          num_key_value_heads: config.nKvHeads,
+          head_dim: config.headDim,
+          intermediate_size: config.ffnDim,
+          vocab_size: config.vocabSize,
+          rope_theta: config.ropeTheta,
+          max_position_embeddings: config.maxContextSize,
+          tie_word_embeddings: config.tieWordEmbeddings,
+        },
+        // The engine rejects MLX-quantized checkpoints, so a loaded model is never quantized.
+        quantization: `none (${storage} weights)`,
+        contextSize: chatModel.contextSize,
+        threads: model.threads,
+      },
+      dispose: () => {
+        chatModel.dispose();
+        model.dispose();
+      },
+    };
+  };
+}
+
+/** Reads `torch_dtype` (or `dtype`) of config.json, e.g. "bfloat16"; "unknown" when absent. */
+async function readWeightStorage(dir: string): Promise<string> {
+  try {
+    const json = JSON.parse(await readFile(join(dir, "config.json"), "utf8")) as { torch_dtype?: unknown; dtype?: unknown };
+    const dtype = json.torch_dtype ?? json.dtype;
+    return typeof dtype === "string" ? dtype : "unknown";
+  } catch {
+    return "unknown";
+  }
+}

@@ -1,0 +1,28 @@
+// Tool results of the server's tools. Failures are data: an `isError` result whose text the calling
+// model can read and act on.
+
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { NessoError } from "../errors.js";
+
+/** A successful result with `structuredContent` and the same data as JSON text. */
+export function structuredResult(data: Record<string, unknown>, text?: string): CallToolResult {
+  return {
+    content: [{ type: "text", text: text ?? JSON.stringify(data) }],
+    structuredContent: data,
+  };
+}
+
+/** An `isError` result; `error` may be an exception or a message. */
+export function errorResult(tool: string, error: unknown): CallToolResult {
+  return {
+    content: [{ type: "text", text: `${tool} failed: ${describeError(error)}` }],
+    isError: true,
+  };
+}
+
+/** The message of an error, with its NessoError code when it has one (e.g. `[BUSY] …`). */
+export function describeError(error: unknown): string {
+  if (error instanceof NessoError) return `[${error.code}] ${error.message}`;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
