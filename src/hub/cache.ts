@@ -9,7 +9,7 @@
 // The cache directory is HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else `$HF_HOME/hub`, as in
 // huggingface_hub `constants.py`.
 
-import { copyFile, lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { getRepoFolderName } from "@huggingface/hub";
 import { createLogger } from "../logger.js";
@@ -76,12 +76,15 @@ export async function readRef(cache: RepoCache, revision: string): Promise<strin
 
 /**
  * Records that `revision` points to `commit`. The file contains the bare hash with no newline,
- * because huggingface_hub reads it without stripping. It is written under a temporary name and
- * renamed, so a reader never sees a half-written ref.
+ * because huggingface_hub compares and reads it without stripping. An unchanged ref is not
+ * rewritten, so a read-only shared cache still works. A new ref is written under a temporary
+ * name and renamed, so a reader never sees a half-written ref.
  */
 export async function writeRef(cache: RepoCache, revision: string, commit: string): Promise<void> {
   if (revision === commit) return;
   const path = join(cache.refsDir, revision);
+  const current = await readFile(path, "utf8").catch(() => undefined);
+  if (current === commit) return;
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.tmp`;
   await writeFile(temporary, commit);
@@ -116,19 +119,6 @@ export async function linkSnapshotFile(cache: RepoCache, commit: string, file: s
 export async function snapshotFileSize(cache: RepoCache, commit: string, file: string): Promise<number | undefined> {
   try {
     return (await stat(join(snapshotDir(cache, commit), file))).size;
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
-}
-
-/** Returns the blob a snapshot entry links to, or undefined when it is not a link into this repo's blobs. */
-export async function linkedBlob(cache: RepoCache, commit: string, file: string): Promise<string | undefined> {
-  const linkPath = join(snapshotDir(cache, commit), file);
-  try {
-    if (!(await lstat(linkPath)).isSymbolicLink()) return undefined;
-    const target = resolve(dirname(linkPath), await readlink(linkPath));
-    return dirname(target) === cache.blobsDir ? target : undefined;
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;

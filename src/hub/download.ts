@@ -1,6 +1,6 @@
-// Downloads one file into `blobs/<etag>`: bytes go to `blobs/<etag>.incomplete`, which a later
-// attempt resumes with an HTTP Range request; the whole file is checked against the ETag's
-// checksum and only then renamed into place, so a blob name never refers to a partial or corrupt file.
+// Downloads one file into `blobs/<etag>`. The bytes go to `blobs/<etag>.incomplete`, which a later
+// attempt resumes with an HTTP Range request. The whole file is checked against the ETag's checksum
+// and only then renamed into place, so a blob name never refers to a partial or corrupt file.
 
 import { createReadStream } from "node:fs";
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
@@ -41,7 +41,12 @@ export interface BlobDownloadResult {
   resumedFrom: number;
 }
 
-/** Downloads, verifies and moves one blob into place, resuming and retrying as the request allows. */
+/**
+ * Downloads, verifies and moves one blob into place, resuming and retrying as the request allows.
+ * NOTE: unlike huggingface_hub, which takes a file lock in `.locks/`, nothing stops two processes
+ * from downloading the same blob at once. Their writes to the shared partial file can interleave.
+ * The checksum check catches most such cases, but not every ordering of truncate and rename.
+ */
 export async function downloadBlob(request: BlobDownloadRequest): Promise<BlobDownloadResult> {
   const incompletePath = `${request.blobPath}.incomplete`;
   const resumedFrom = Math.min((await fileSize(incompletePath)) ?? 0, request.size);

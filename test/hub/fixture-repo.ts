@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createRandom } from "../fixtures/random.js";
 import { randomCommit, type FixtureFile, type FixtureRepo } from "./hub-server.js";
 
-/** Seeded bytes, so a failing test can be rerun on the same content. */
+/** Returns seeded pseudo-random bytes, so a failing test can be rerun on the same content. */
 export function seededBytes(length: number, seed: number): Buffer {
   const random = createRandom(seed);
   const bytes = Buffer.alloc(length);
