@@ -3,7 +3,7 @@
 
 import { ALL_SCALARS, codePointSet, contains, intersect, subtract, utf8Sequences, type CodePointSet } from "./code-points.js";
 import { bytes, literal, ref, type Element, type GrammarBuilder } from "./ir.js";
-import { decimalRange, integerRange, type DecimalBounds } from "./number-range.js";
+import { decimalRange, integerRange, nonNegativeIntegerRange, type DecimalBounds } from "./number-range.js";
 
 /** Limits that keep every grammar finite, so a generation can always finish within its token budget. */
 export interface JsonGrammarOptions {
@@ -158,8 +158,9 @@ export class JsonRules {
       const exponent = this.builder.add("number-exponent", [
         [bytes([[0x45, 0x45], [0x65, 0x65]]), ref(this.sign(), 0, 1), ref(this.digit(), 1, 2)],
       ]);
+      const magnitude = this.builder.add("number-integer-part", nonNegativeIntegerRange(0n, null, this.options.maxIntegerDigits));
       return this.builder.add("number", [
-        [ref(this.integer()), ref(this.fraction(), 0, 1), ref(exponent, 0, 1)],
+        [ref(this.minus(), 0, 1), ref(magnitude), ref(this.fraction(), 0, 1), ref(exponent, 0, 1)],
       ]);
     });
   }
@@ -227,6 +228,10 @@ export class JsonRules {
 
   private digit(): number {
     return this.cached("digit", () => this.builder.add("digit", [[bytes([[0x30, 0x39]])]]));
+  }
+
+  private minus(): number {
+    return this.cached("minus", () => this.builder.add("minus", [literal("-")]));
   }
 
   private sign(): number {

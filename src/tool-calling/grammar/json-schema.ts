@@ -4,7 +4,8 @@
 //
 // Choices that make the grammar stricter than the schema:
 // - object properties appear in the schema's key order, each at most once;
-// - an object without `additionalProperties` gets no extra keys (JSON Schema allows any);
+// - an object that declares properties but not `additionalProperties` gets no extra keys
+//   (JSON Schema allows any), so the model cannot invent arguments;
 // - strings, arrays and free-form objects without an upper bound get the caps of JsonGrammarOptions;
 // - numbers with bounds have no exponent, and bounds between integers leave some values out.
 // Keywords the compiler cannot express are dropped with a debug log and recorded in `dropped`;
@@ -148,6 +149,7 @@ export class JsonSchemaCompiler {
       }
     }
 
+    if (!Object.keys(schema).some((keyword) => HANDLED.has(keyword))) return this.rules.anyValue();
     if (typeof schema.$ref === "string") return this.compileRef(schema, document, path);
     if (Array.isArray(schema.allOf)) return this.compile(this.mergeAllOf(schema, document, path), document, path);
     for (const keyword of ["anyOf", "oneOf"] as const) {
@@ -273,7 +275,10 @@ export class JsonSchemaCompiler {
     }
     const properties = isSchemaObject(schema.properties) ? schema.properties : {};
     const required = new Set(Array.isArray(schema.required) ? schema.required.filter((k): k is string => typeof k === "string") : []);
-    const additional = schema.additionalProperties;
+    // Without declared properties an object is free-form; with them, extra keys need an explicit
+    // additionalProperties, so the model cannot invent arguments.
+    const declaresKeys = isSchemaObject(schema.properties) || Array.isArray(schema.required);
+    const additional = schema.additionalProperties ?? (declaresKeys ? false : true);
 
     const members: Array<{ key: string; required: boolean; value: number }> = [];
     for (const [key, propertySchema] of Object.entries(properties)) {

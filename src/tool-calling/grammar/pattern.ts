@@ -121,7 +121,6 @@ class Parser {
       }
       if (this.peek() !== 0x7d) this.fail("unterminated '{' quantifier");
       if (max !== null && max < min) this.fail(`quantifier {${min},${max}} has its bounds out of order`);
-      this.position--; // the shared step below consumes the closing brace
     } else {
       return node;
     }
