@@ -1,0 +1,57 @@
+// Command-line parsing shared by the subcommands (node:util parseArgs, errors as UsageError).
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { LogLevel, setLogLevel } from "../logger.js";
+import { UsageError } from "./report-error.js";
+
+type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+
+/** Options every model-using command accepts. */
+export const modelOptions = {
+  model: { type: "string" },
+  revision: { type: "string" },
+  threads: { type: "string" },
+  "context-size": { type: "string" },
+} as const satisfies OptionSpec;
+
+/** Options of commands that connect the servers of mcp.json. */
+export const hostOptions = {
+  config: { type: "string" },
+} as const satisfies OptionSpec;
+
+export const commonOptions = {
+  verbose: { type: "boolean", short: "v" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies OptionSpec;
+
+export const modelOptionsHelp = `  --model DIR|REPO      Model directory or Hugging Face repo id (default mlx-community/nesso-0.4B-agentic-mlx)
+  --revision REV        Branch, tag or commit of a repo id (default main)
+  --threads N           Compute threads (default: physical cores)
+  --context-size N      KV cache positions (default: the model's maximum, 4096 for Nesso)`;
+
+export const hostOptionsHelp = `  --config FILE         mcp.json to use (default ./mcp.json, then the user config directory)`;
+
+export const commonOptionsHelp = `  -v, --verbose         Debug logs on stderr
+  -h, --help            Show this help`;
+
+/** Parses argv with parseArgs; unknown options and bad values become UsageErrors. */
+export function parseCommand<T extends OptionSpec>(argv: string[], options: T, allowPositionals = false) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if ((parsed.values as Record<string, unknown>).verbose === true) setLogLevel(LogLevel.Debug);
+  return parsed;
+}
+
+/** Reads an integer option, rejecting anything but a whole number in [min, max]. */
+export function integerOption(value: string | undefined, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < min || number > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return number;
+}
