@@ -46,6 +46,10 @@ export interface RecordedRequest {
 export interface Faults {
   /** Close the connection after this many body bytes of the file. */
   cut?: { file: string; afterBytes: number; times: number };
+  /** Stop sending, with the connection left open, after this many body bytes of the file. */
+  stall?: { file: string; afterBytes: number; times: number };
+  /** Answer Range requests for the file with the whole file and status 200. */
+  ignoreRange?: { file: string };
   /** Flip one byte of the file in every response from now on. */
   corrupt?: { file: string };
   /** Redirect LFS downloads of the file to this URL instead of the CDN. */
@@ -154,7 +158,7 @@ export async function startHubServer(repos: FixtureRepo[]): Promise<HubServer> {
   function sendBody(request: IncomingMessage, response: ServerResponse, file: FixtureFile, headers: Record<string, string>): void {
     const total = file.content.length;
     let start = 0;
-    const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? "");
+    const range = faults.ignoreRange?.file === file.name ? null : /^bytes=(\d+)-$/.exec(request.headers.range ?? "");
     if (range) {
       start = Number(range[1]);
       if (start >= total) return sendStatus(response, 416, { "Content-Range": `bytes */${total}` });
@@ -170,19 +174,25 @@ export async function startHubServer(repos: FixtureRepo[]): Promise<HubServer> {
     response.writeHead(status, { ...headers, ...rangeHeader, "Content-Length": String(total - start), "Accept-Ranges": "bytes" });
     if (request.method === "HEAD") return void response.end();
 
-    const cut = faults.cut?.file === file.name && faults.cut.times > 0 ? faults.cut : undefined;
-    if (cut) cut.times--;
+    const cut = takeFault(faults.cut, file.name);
+    const stall = takeFault(faults.stall, file.name);
     let position = start;
     const writeNext = () => {
       while (position < total) {
         let end = Math.min(position + 65536, total);
         if (cut && end - start >= cut.afterBytes) end = start + cut.afterBytes;
+        if (stall && end - start >= stall.afterBytes) end = start + stall.afterBytes;
         const chunk = content.subarray(position, end);
         position = end;
         bytesSent.set(file.name, (bytesSent.get(file.name) ?? 0) + chunk.length);
         if (cut && position - start >= cut.afterBytes) {
           // Flush what was written, then drop the connection mid-body.
           response.write(chunk, () => response.socket?.destroy());
+          return;
+        }
+        if (stall && position - start >= stall.afterBytes) {
+          // Send nothing more; the client must give up on its own.
+          response.write(chunk);
           return;
         }
         if (!response.write(chunk)) return void response.once("drain", writeNext);
@@ -206,6 +216,13 @@ export async function startHubServer(repos: FixtureRepo[]): Promise<HubServer> {
       await Promise.all([closeServer(hub), closeServer(cdn)]);
     },
   };
+}
+
+/** Returns the fault when it applies to the file and has uses left, using one up. */
+function takeFault<T extends { file: string; times: number }>(fault: T | undefined, file: string): T | undefined {
+  if (fault === undefined || fault.file !== file || fault.times <= 0) return undefined;
+  fault.times--;
+  return fault;
 }
 
 function matchesRevision(repo: FixtureRepo, revision: string): boolean {

@@ -29,6 +29,8 @@ beforeEach(() => {
   repoRoot = join(cache.dir, "models--mii-llm--nesso-test-mlx");
   server.resetCounters();
   delete server.faults.cut;
+  delete server.faults.stall;
+  delete server.faults.ignoreRange;
   delete server.faults.corrupt;
   delete server.faults.redirectTo;
 });
@@ -177,6 +179,32 @@ describe("pullModel", () => {
     expect(resumedAt).toBeLessThanOrEqual(2_000_000);
     // Only the bytes the client lost at the break went over the wire twice.
     expect(server.bytesSent.get("model.safetensors")).toBe(weights.content.length + 2_000_000 - resumedAt);
+    expect(readFileSync(join(result.snapshotDir, "model.safetensors")).equals(weights.content)).toBe(true);
+  });
+
+  it("drops a stalled connection and resumes", async () => {
+    server.faults.stall = { file: "model.safetensors", afterBytes: 500_000, times: 1 };
+
+    const result = await pullModel(options({ readTimeoutMs: 300 }));
+
+    const ranges = weightRequests().map((request) => request.range);
+    expect(ranges).toHaveLength(2);
+    expect(ranges[0]).toBeUndefined();
+    expect(ranges[1]).toMatch(/^bytes=\d+-$/);
+    expect(readFileSync(join(result.snapshotDir, "model.safetensors")).equals(weights.content)).toBe(true);
+  });
+
+  it("restarts when the server ignores Range", async () => {
+    server.faults.cut = { file: "model.safetensors", afterBytes: 1_000_000, times: 1 };
+    server.faults.ignoreRange = { file: "model.safetensors" };
+
+    const result = await pullModel(options());
+
+    const ranges = weightRequests().map((request) => request.range);
+    expect(ranges).toHaveLength(2);
+    expect(ranges[1]).toMatch(/^bytes=\d+-$/);
+    // The second response was the whole file from byte 0, and it replaced the partial bytes.
+    expect(server.bytesSent.get("model.safetensors")).toBe(1_000_000 + weights.content.length);
     expect(readFileSync(join(result.snapshotDir, "model.safetensors")).equals(weights.content)).toBe(true);
   });
 
