@@ -48,7 +48,7 @@ export interface Faults {
   cut?: { file: string; afterBytes: number; times: number };
   /** Stop sending, with the connection left open, after this many body bytes of the file. */
   stall?: { file: string; afterBytes: number; times: number };
-  /** Answer Range requests for the file with the whole file and status 200. */
+  /** Serve the whole file with status 200 even for a Range request. */
   ignoreRange?: { file: string };
   /** Flip one byte of the file in every response from now on. */
   corrupt?: { file: string };
