@@ -51,7 +51,10 @@ interface Session {
   server: McpServer;
   transport: StreamableHTTPServerTransport;
   lastUsed: number;
-  /** HTTP requests of this session still open (an SSE stream counts until it ends). */
+  /**
+   * POST requests of this session still open. The GET stream a client keeps open for
+   * server-initiated messages does not count, so a session that only listens is idle.
+   */
   openRequests: number;
 }
 
@@ -127,12 +130,14 @@ export async function startHttp(runtime: ServerRuntime, options: HttpOptions = {
     }
 
     session.lastUsed = Date.now();
-    session.openRequests++;
-    const current = session;
-    response.once("close", () => {
-      current.openRequests--;
-      current.lastUsed = Date.now();
-    });
+    if (request.method === "POST") {
+      session.openRequests++;
+      const current = session;
+      response.once("close", () => {
+        current.openRequests--;
+        current.lastUsed = Date.now();
+      });
+    }
     await session.transport.handleRequest(request, response, body);
   }
 
