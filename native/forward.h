@@ -1,0 +1,47 @@
+// The Llama forward pass over a run of new tokens, as mlx-lm's llama.py computes it, with float32
+// activations and accumulation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels.h"
+#include "kv-cache.h"
+#include "model.h"
+
+namespace nesso {
+
+// Activation buffers of one context, grown to the largest token count evaluated so far.
+struct ForwardBuffers {
+  size_t capacity = 0;           // tokens the buffers below hold
+  std::vector<float> residual;   // [T, dim] the residual stream h
+  std::vector<float> normed;     // [T, dim] RMSNorm(h)
+  std::vector<float> query;      // [T, nHeads * headDim]
+  std::vector<float> key;        // [T, nKvHeads * headDim]
+  std::vector<float> value;      // [T, nKvHeads * headDim]
+  std::vector<float> attention;  // [T, nHeads * headDim] heads concatenated in order
+  std::vector<float> projected;  // [T, dim] o_proj or down_proj output before the residual add
+  std::vector<float> gate;       // [T, ffnDim] silu(gate) * up after the MLP's first half
+  std::vector<float> up;         // [T, ffnDim]
+  std::vector<float> ropeCos;    // [T, headDim / 2]
+  std::vector<float> ropeSin;    // [T, headDim / 2]
+  std::vector<float> finalNormed;                // [dim]
+  std::vector<std::vector<float>> scores;       // per thread [contextSize] attention weights
+  std::vector<std::vector<float>> matMulScratch;  // per thread [kMatMulRowBlock * widest input]
+
+  void reserve(const ModelConfig& config, size_t tokens, int threads, size_t contextSize);
+};
+
+// Evaluates `count` tokens at positions cache.length() .. cache.length() + count - 1: appends
+// their keys and values to the cache, advances its length and writes the logits of the last
+// position to logits[vocabSize] (ids >= tokenizerVocabSize set to -inf). The caller holds
+// model.computeMutex and has checked the ids and the context room.
+void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_t* tokens, size_t count, float* logits);
+
+// out[headDim] = softmax(scale * K q) · V over n cached positions; keys and values are [n, headDim]
+// rows. `scores` holds n floats.
+void attendOneHead(const Kernels& kernels, const float* query, const float* keys, const float* values, size_t n,
+                   size_t headDim, float scale, float* scores, float* out);
+
+}  // namespace nesso

@@ -1,0 +1,57 @@
+// Scalar bfloat16 and IEEE binary16 to float32 conversion. The functions have internal linkage
+// (static) so that a copy compiled with SIMD target flags is never shared with other files.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace nesso {
+
+// bfloat16 is the upper half of a float32 bit pattern.
+static inline float bf16BitsToFloat(uint16_t bits) {
+  uint32_t wide = uint32_t(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+
+static inline float f16BitsToFloat(uint16_t bits) {
+  uint32_t sign = uint32_t(bits & 0x8000) << 16;
+  uint32_t exponent = (bits >> 10) & 0x1f;
+  uint32_t mantissa = bits & 0x3ff;
+  uint32_t wide;
+  if (exponent == 0x1f) {
+    // Infinity or NaN keeps its payload.
+    wide = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    wide = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    wide = sign;
+  } else {
+    // Subnormal half: shift the mantissa up until its leading one becomes the implicit bit.
+    int shift = 0;
+    while ((mantissa & 0x400) == 0) {
+      mantissa <<= 1;
+      shift++;
+    }
+    mantissa &= 0x3ff;
+    wide = sign | (uint32_t(127 - 15 + 1 - shift) << 23) | (mantissa << 13);
+  }
+  float value;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+
+// Reads element i of a little-endian array of `dtype` (as a Dtype code) that may be unaligned.
+static inline float loadElement(const uint8_t* data, int dtypeCode, size_t i) {
+  if (dtypeCode == 0) {
+    float value;
+    std::memcpy(&value, data + 4 * i, 4);
+    return value;
+  }
+  uint16_t bits;
+  std::memcpy(&bits, data + 2 * i, 2);
+  return dtypeCode == 1 ? f16BitsToFloat(bits) : bf16BitsToFloat(bits);
+}
+
+}  // namespace nesso

@@ -1,0 +1,52 @@
+// NEON kernels for AArch64 (4 floats per vector). Advanced SIMD is part of the AArch64 base
+// architecture, so this file needs no extra compiler flags.
+//
+// NOTE: no arm64 machine was available where this was written; only the vector traits below
+// differ from the AVX2 file, and the algorithms in kernels-simd.inc are tested through AVX2.
+
+#if defined(__aarch64__)
+
+#include <arm_neon.h>
+
+#include "half.h"
+#include "kernels.h"
+
+namespace nesso {
+
+namespace {
+
+struct Neon {
+  using Vec = float32x4_t;
+  static constexpr size_t kWidth = 4;
+  // 4 rows x 4 tokens = 16 accumulators, plus 4 token vectors and 1 weight vector, of 32
+  // registers.
+  static constexpr int kTokenTile = 4;
+
+  static Vec zero() { return vdupq_n_f32(0.0f); }
+  static Vec set1(float value) { return vdupq_n_f32(value); }
+  static Vec load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, Vec v) { vst1q_f32(p, v); }
+  static uint16x4_t loadHalves(const uint8_t* p) {
+    // vld1_u8 has no alignment requirement; the reinterpret keeps the byte order.
+    return vreinterpret_u16_u8(vld1_u8(p));
+  }
+  static Vec loadBf16(const uint8_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(loadHalves(p), 16)); }
+  static Vec loadF16(const uint8_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(loadHalves(p))); }
+  static Vec fma(Vec a, Vec b, Vec c) { return vfmaq_f32(c, a, b); }
+  static Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
+  static float reduce(Vec v) { return vaddvq_f32(v); }
+};
+
+#include "kernels-simd.inc"
+
+constexpr Kernels kNeonKernels = makeKernels<Neon>("neon");
+
+}  // namespace
+
+const Kernels* neonKernels() {
+  return &kNeonKernels;
+}
+
+}  // namespace nesso
+
+#endif
