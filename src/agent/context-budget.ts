@@ -41,9 +41,11 @@ export function measureToolTokens(
   model: Pick<ChatModel, "countTokens" | "renderChat">,
   baseMessages: ChatMessage[],
   definitions: ChatToolDefinition[],
+  /** Tokens of `baseMessages` rendered without tools, when the caller already counted them. */
+  baseTokens?: number,
 ): number {
   if (definitions.length === 0) return 0;
-  const without = model.countTokens(model.renderChat(baseMessages, { addGenerationPrompt: true }));
+  const without = baseTokens ?? model.countTokens(model.renderChat(baseMessages, { addGenerationPrompt: true }));
   const withTools = model.countTokens(model.renderChat(baseMessages, { tools: definitions, addGenerationPrompt: true }));
   return withTools - without;
 }
@@ -51,15 +53,15 @@ export function measureToolTokens(
 /**
  * Chooses the tools to put in the prompt. All of them when their compacted definitions fit in
  * `maxToolTokens`; otherwise the most relevant to the request, added in rank order while the
- * measured total still fits, first with full descriptions and then, if not even the best tool
- * fits, with shortened ones.
+ * measured total still fits. Descriptions are shortened when the best tool does not fit whole.
  */
 export function selectToolsWithinBudget(request: ToolSelectionRequest): ToolSelection {
   const { model, tools, baseMessages, maxToolTokens } = request;
   const maxTools = request.maxTools ?? Number.POSITIVE_INFINITY;
 
+  const baseTokens = model.countTokens(model.renderChat(baseMessages, { addGenerationPrompt: true }));
   const all = toChatToolDefinitions(tools);
-  const allTokens = measureToolTokens(model, baseMessages, all);
+  const allTokens = measureToolTokens(model, baseMessages, all, baseTokens);
   if (allTokens <= maxToolTokens && tools.length <= maxTools) {
     return { tools: [...tools], definitions: all, tokens: allTokens, leftOut: [], descriptionsShortened: false };
   }
@@ -67,29 +69,34 @@ export function selectToolsWithinBudget(request: ToolSelectionRequest): ToolSele
   const ranked = rankTools(tools, request.request, { usedToolNames: request.usedToolNames }).map((entry) => entry.tool);
   const order = new Map(tools.map((tool, index) => [tool, index]));
 
-  for (const maxDescriptionChars of [undefined, shortDescriptionChars]) {
-    const chosen: RegisteredTool[] = [];
-    let chosenTokens = 0;
-    for (const tool of ranked) {
-      if (chosen.length >= maxTools) break;
-      const candidate = [...chosen, tool].sort((a, b) => order.get(a)! - order.get(b)!);
-      const candidateTokens = measureToolTokens(model, baseMessages, toChatToolDefinitions(candidate, { maxDescriptionChars }));
-      if (candidateTokens > maxToolTokens) continue;
-      chosen.splice(0, chosen.length, ...candidate);
-      chosenTokens = candidateTokens;
-    }
-    if (chosen.length > 0 || maxDescriptionChars !== undefined) {
-      const kept = new Set(chosen);
-      return {
-        tools: chosen,
-        definitions: toChatToolDefinitions(chosen, { maxDescriptionChars }),
-        tokens: chosenTokens,
-        leftOut: tools.filter((tool) => !kept.has(tool)),
-        descriptionsShortened: maxDescriptionChars !== undefined,
-      };
-    }
+  const measure = (candidate: RegisteredTool[], maxDescriptionChars: number | undefined) =>
+    measureToolTokens(model, baseMessages, toChatToolDefinitions(candidate, { maxDescriptionChars }), baseTokens);
+
+  // Full descriptions unless the most relevant tool does not fit with them: losing the best tool
+  // to make room for less relevant ones would defeat the ranking.
+  const best = ranked[0];
+  const maxDescriptionChars =
+    best !== undefined && measure([best], undefined) > maxToolTokens ? shortDescriptionChars : undefined;
+
+  const chosen: RegisteredTool[] = [];
+  let chosenTokens = 0;
+  for (const tool of ranked) {
+    if (chosen.length >= maxTools) break;
+    const candidate = [...chosen, tool].sort((a, b) => order.get(a)! - order.get(b)!);
+    const candidateTokens = measure(candidate, maxDescriptionChars);
+    if (candidateTokens > maxToolTokens) continue;
+    chosen.splice(0, chosen.length, ...candidate);
+    chosenTokens = candidateTokens;
   }
-  throw new NessoError("INTERNAL", "selectToolsWithinBudget: the selection loop ended without a result");
+
+  const kept = new Set(chosen);
+  return {
+    tools: chosen,
+    definitions: toChatToolDefinitions(chosen, { maxDescriptionChars }),
+    tokens: chosenTokens,
+    leftOut: tools.filter((tool) => !kept.has(tool)),
+    descriptionsShortened: maxDescriptionChars !== undefined,
+  };
 }
 
 export interface FitRequest {
