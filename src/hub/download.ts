@@ -4,12 +4,12 @@
 
 import { createReadStream } from "node:fs";
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "../logger.js";
 import { fileSize } from "./cache.js";
 import { createBlobHasher, type BlobHasher, type ExpectedChecksum } from "./checksum.js";
 import { HubRequestError, requestHub, responseError, type RequestContext } from "./http.js";
 import type { HubClient } from "./metadata.js";
+import { withRetries } from "./retry.js";
 
 const log = createLogger("hub");
 
@@ -52,21 +52,8 @@ export async function downloadBlob(request: BlobDownloadRequest): Promise<BlobDo
   const resumedFrom = Math.min((await fileSize(incompletePath)) ?? 0, request.size);
   const counter = { bytesTransferred: 0 };
 
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await transferOnce(request, incompletePath, counter);
-      break;
-    } catch (error) {
-      if (!(error instanceof HubRequestError) || !error.retryable || attempt >= request.retries) throw error;
-      const delayMs = request.retryDelayMs * 2 ** attempt;
-      log.warn(`${error.message}; retrying in ${delayMs} ms (attempt ${attempt + 2} of ${request.retries + 1})`);
-      try {
-        await sleep(delayMs, undefined, { signal: request.client.signal });
-      } catch {
-        throw request.client.signal?.reason ?? error;
-      }
-    }
-  }
+  const policy = { retries: request.retries, retryDelayMs: request.retryDelayMs, signal: request.client.signal };
+  await withRetries(policy, () => transferOnce(request, incompletePath, counter));
 
   await rename(incompletePath, request.blobPath);
   return { bytesTransferred: counter.bytesTransferred, resumedFrom };
@@ -114,7 +101,8 @@ async function receive(request: BlobDownloadRequest, incompletePath: string, off
   let position = offset;
 
   try {
-    const { response, url } = await requestHub({ ...client, url: request.url, method: "GET", headers, signal, followCrossOrigin: true, context });
+    // The stall timer bounds the wait for headers and for each chunk, so no overall timeout is set.
+    const { response, url } = await requestHub({ ...client, timeoutMs: undefined, url: request.url, method: "GET", headers, signal, followCrossOrigin: true, context });
     if (response.status === 416 && offset > 0) {
       await response.body?.cancel();
       await rm(incompletePath, { force: true });

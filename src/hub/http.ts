@@ -39,6 +39,8 @@ export interface HubRequest {
   token?: HubToken;
   fetch: typeof fetch;
   signal?: AbortSignal;
+  /** Time limit in ms for each hop, response body included (default: none). */
+  timeoutMs?: number;
   /**
    * True to follow redirects to other origins (the body of a file lives on a CDN). False to return
    * the first cross-origin redirect itself, whose headers carry the file's metadata.
@@ -66,11 +68,19 @@ export async function requestHub(request: HubRequest): Promise<{ response: Respo
     const headers: Record<string, string> = { "User-Agent": "nesso-mcp", ...request.headers };
     if (request.token && new URL(url).origin === origin) headers.Authorization = `Bearer ${request.token.value}`;
 
+    const timeout = request.timeoutMs === undefined ? undefined : AbortSignal.timeout(request.timeoutMs);
+    const signals = [request.signal, timeout].filter((signal): signal is AbortSignal => signal !== undefined);
     let response: Response;
     try {
-      response = await request.fetch(url, { method: request.method, headers, redirect: "manual", signal: request.signal });
+      response = await request.fetch(url, { method: request.method, headers, redirect: "manual", signal: signals.length > 0 ? AbortSignal.any(signals) : undefined });
     } catch (error) {
       if (request.signal?.aborted) throw request.signal.reason;
+      if (timeout?.aborted) {
+        throw new HubRequestError("DOWNLOAD", `${request.context.operation}: ${request.method} ${redactUrl(url)} timed out after ${request.timeoutMs} ms; check the network and HF_ENDPOINT`, {
+          retryable: true,
+          cause: error,
+        });
+      }
       throw networkError(request, url, error);
     }
 

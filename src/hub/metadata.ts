@@ -12,6 +12,8 @@ export interface HubClient {
   token?: HubToken;
   fetch: typeof fetch;
   signal?: AbortSignal;
+  /** Time limit in ms for each metadata request, response body included (default: none). */
+  timeoutMs?: number;
 }
 
 export interface RepoRevision {
@@ -46,8 +48,9 @@ export async function fetchRepoRevision(client: HubClient, repo: string, revisio
     body = await response.json();
   } catch (error) {
     if (client.signal?.aborted) throw client.signal.reason;
-    throw new HubRequestError("DOWNLOAD", `${context.operation}: ${url} did not return JSON; check that HF_ENDPOINT points to a Hub`, {
-      retryable: false,
+    const reason = (error as Error).message;
+    throw new HubRequestError("DOWNLOAD", `${context.operation}: reading the response of ${url} as JSON failed (${reason}); check that HF_ENDPOINT points to a Hub`, {
+      retryable: error instanceof Error && error.name !== "SyntaxError",
       cause: error,
     });
   }

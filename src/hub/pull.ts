@@ -23,6 +23,7 @@ import { fetchFileMetadata, fetchRepoRevision, resolveUrl, type FileMetadata, ty
 import { findMissingModelFiles, selectModelFiles } from "./model-files.js";
 import type { PullProgressEvent } from "./progress.js";
 import { validateRepoId, validateRevision } from "./repo-id.js";
+import { withRetries, type RetryPolicy } from "./retry.js";
 import { defaultRepo, defaultRevision, offlineModeVariable, resolveEndpoint } from "./settings.js";
 import { resolveToken } from "./token.js";
 
@@ -48,11 +49,14 @@ export interface PullOptions {
   signal?: AbortSignal;
   /** Receives plan, per-file and completion events; `createProgressReporter` turns them into output. */
   onProgress?: (event: PullProgressEvent) => void;
-  /** Extra attempts per file after network failures, stalls, HTTP 429 and 5xx (default 4). */
+  /** Extra attempts per request after network failures, timeouts, stalls, HTTP 429 and 5xx (default 4). */
   retries?: number;
   /** Wait before the first retry in ms, doubled for each further one (default 1000). */
   retryDelayMs?: number;
-  /** Drop and retry a connection that sends nothing for this many ms (default 30000). */
+  /**
+   * Drop and retry a download that sends nothing for this many ms, and time out a metadata
+   * request that takes longer (default 30000).
+   */
   readTimeoutMs?: number;
 }
 
@@ -106,14 +110,16 @@ export async function pullModel(options: PullOptions = {}): Promise<PullResult> 
     // Looked up at call time, so a fetch installed later (a proxy, a test guard) is used.
     fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
     signal: options.signal,
+    timeoutMs: options.readTimeoutMs ?? pullDefaults.readTimeoutMs,
   };
+  const policy: RetryPolicy = { retries: options.retries ?? pullDefaults.retries, retryDelayMs: options.retryDelayMs ?? pullDefaults.retryDelayMs, signal: options.signal };
   log.info(`pulling ${repo} at ${revision} from ${client.endpoint} into ${cache.root}`);
 
-  const { commit, files } = await fetchRepoRevision(client, repo, revision);
+  const { commit, files } = await withRetries(policy, () => fetchRepoRevision(client, repo, revision));
   const names = selectModelFiles(files);
   checkRepoHasModel(repo, revision, files, names);
 
-  const plans = await planFiles(client, cache, commit, names);
+  const plans = await planFiles(client, cache, commit, names, policy);
   options.onProgress?.({
     kind: "plan",
     repo,
@@ -151,7 +157,7 @@ function checkRepoHasModel(repo: string, revision: string, files: string[], name
 }
 
 /** Decides per file whether the snapshot already has it, a cached blob can be linked, or it must be downloaded. */
-async function planFiles(client: HubClient, cache: RepoCache, commit: string, names: string[]): Promise<FilePlan[]> {
+async function planFiles(client: HubClient, cache: RepoCache, commit: string, names: string[], policy: RetryPolicy): Promise<FilePlan[]> {
   const plans: FilePlan[] = [];
   for (const name of names) {
     throwIfAborted(client.signal, `pull of ${cache.repo}`);
@@ -163,7 +169,7 @@ async function planFiles(client: HubClient, cache: RepoCache, commit: string, na
       continue;
     }
 
-    const metadata = await fetchFileMetadata(client, cache.repo, commit, name);
+    const metadata = await withRetries(policy, () => fetchFileMetadata(client, cache.repo, commit, name));
     if (metadata.commit !== undefined && metadata.commit !== commit) {
       log.warn(`${name} of ${cache.repo}: the Hub served commit ${metadata.commit} although ${commit} was requested`);
     }

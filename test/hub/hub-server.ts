@@ -48,6 +48,8 @@ export interface Faults {
   cut?: { file: string; afterBytes: number; times: number };
   /** Stop sending, with the connection left open, after this many body bytes of the file. */
   stall?: { file: string; afterBytes: number; times: number };
+  /** Respond 503 to Hub requests whose path contains `path`. */
+  unavailable?: { path: string; times: number };
   /** Serve the whole file with status 200 even for a Range request. */
   ignoreRange?: { file: string };
   /** Flip one byte of the file in every response from now on. */
@@ -113,6 +115,10 @@ export async function startHubServer(repos: FixtureRepo[]): Promise<HubServer> {
 
   function handleHub(request: IncomingMessage, response: ServerResponse): void {
     const path = new URL(request.url ?? "/", url).pathname;
+    if (faults.unavailable && path.includes(faults.unavailable.path) && faults.unavailable.times > 0) {
+      faults.unavailable.times--;
+      return sendStatus(response, 503);
+    }
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(path);
     if (api) {
       const repo = repos.find((candidate) => candidate.id === api[1]);

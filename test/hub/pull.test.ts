@@ -31,6 +31,7 @@ beforeEach(() => {
   delete server.faults.cut;
   delete server.faults.stall;
   delete server.faults.ignoreRange;
+  delete server.faults.unavailable;
   delete server.faults.corrupt;
   delete server.faults.redirectTo;
 });
@@ -180,6 +181,26 @@ describe("pullModel", () => {
     // Only the bytes the client lost at the break went over the wire twice.
     expect(server.bytesSent.get("model.safetensors")).toBe(weights.content.length + 2_000_000 - resumedAt);
     expect(readFileSync(join(result.snapshotDir, "model.safetensors")).equals(weights.content)).toBe(true);
+  });
+
+  it("retries HTTP 503 from the API", async () => {
+    server.faults.unavailable = { path: "/", times: 2 };
+
+    const result = await pullModel(options());
+
+    expect(result.files.every((file) => file.downloaded)).toBe(true);
+    const failed = server.requests.slice(0, 3).map((request) => `${request.method} ${request.path}`);
+    expect(failed).toEqual([`GET /api/models/${repo.id}/revision/main`, `GET /api/models/${repo.id}/revision/main`, `GET /api/models/${repo.id}/revision/main`]);
+  });
+
+  it("gives up after the last retry", async () => {
+    server.faults.unavailable = { path: "/resolve/", times: 10 };
+
+    const failure = await pullModel(options({ retries: 2 })).catch((error: unknown) => error);
+
+    expect((failure as NessoError).code).toBe("DOWNLOAD");
+    expect((failure as Error).message).toContain("returned HTTP 503; the Hub is busy or failing, try again later");
+    expect(hubRequests("HEAD", "/resolve/")).toHaveLength(3);
   });
 
   it("drops a stalled connection and resumes", async () => {
