@@ -218,6 +218,15 @@ export class Session {
     yield finishRecord(reason, text, promptCount, reused, generated, prefillMs, performance.now() - decodeStart);
   }
 
+  /**
+   * Copies the logits of the last evaluated position ([vocabSize] float32; ids the tokenizer does
+   * not have are -Infinity). After generate() they belong to the last token fed to the model.
+   */
+  getLogits(): Float32Array {
+    if (this.busy) throw new NessoError("INVALID_ARGUMENT", "Session.getLogits: a generation is running; read the logits after it finishes");
+    return this.requireContext().getLogits();
+  }
+
   /** Forgets the cached tokens (the next prompt is evaluated from position 0). */
   reset(): void {
     if (this.busy) throw new NessoError("INVALID_ARGUMENT", "Session.reset: a generation is running; wait for it to finish or abort it first");

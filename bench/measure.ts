@@ -1,0 +1,48 @@
+// Shared shapes of benchmark measurements and the statistics over repeated runs.
+
+/** One timed run of one engine. */
+export interface RunTiming {
+  /** Prefill of the whole prompt from an empty cache, in tokens per second. */
+  prefillTokensPerSecond: number;
+  /** Decode with the prompt cached: generated tokens per second, sampling included. */
+  decodeTokensPerSecond: number;
+}
+
+/** What one engine process reports (printed as one JSON line on stdout). */
+export interface EngineReport {
+  engine: string;
+  /** Model file or directory that was measured. */
+  model: string;
+  threads: number;
+  prefillTokens: number;
+  decodeTokens: number;
+  loadMs: number;
+  runs: RunTiming[];
+  /** Peak resident set size of the engine process, in MiB. */
+  peakRssMiB: number;
+  /** Extra facts (SIMD path, llama.cpp backend, ...). */
+  details: Record<string, string | number>;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Seeded prompt of ordinary token ids (no special tokens), the same for every engine. */
+export function benchmarkPrompt(length: number, seed = 1): number[] {
+  let state = seed >>> 0;
+  const tokens: number[] = [];
+  for (let i = 0; i < length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    // Ordinary Llama-3 tokens are ids 0..127999; skip the first 256 single-byte tokens.
+    tokens.push(256 + (state % (128000 - 256)));
+  }
+  return tokens;
+}
+
+/** Peak RSS of this process in MiB (resourceUsage reports kilobytes on Linux and macOS). */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}

@@ -1,0 +1,122 @@
+// Golden comparison with llama.cpp: the same checkpoint, written as GGUF by our own writer, gives
+// the same next-token distribution and the same greedy tokens in both engines.
+
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Model } from "../../src/engine/model.js";
+import { cachedCheckpoint, tinyCheckpoint, tinyShape } from "../fixtures/checkpoint.js";
+import { collect, makeTempDir } from "../engine/helpers.js";
+import { writeGguf } from "./gguf.js";
+import { LlamaCpp } from "./llama-cpp.js";
+
+const greedySteps = 32;
+const temp = makeTempDir("nesso-oracle-");
+afterAll(() => temp.remove());
+
+function logSoftmax(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const value of logits) if (value > max) max = value;
+  let sum = 0;
+  for (const value of logits) sum += Math.exp(value - max);
+  const logSum = max + Math.log(sum);
+  return Float64Array.from(logits, (value) => value - logSum);
+}
+
+function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+interface Comparison {
+  /** max over steps and ids of |Δ log-softmax| between the engines. */
+  maxDifference: number;
+  /** max over steps and ids of |logit| in our engine. */
+  maxLogit: number;
+  ourTokens: number[];
+  llamaTokens: number[];
+  promptLength: number;
+}
+
+/**
+ * Runs our engine greedily for 32 steps (argmax of the logits, no stop tokens) and feeds the same
+ * token ids to llama.cpp, comparing the distributions after the prompt and after every token.
+ */
+async function compareWithLlamaCpp(modelDir: string, ggufTensorType: "source" | "F32"): Promise<Comparison> {
+  const ggufPath = await writeGguf(modelDir, join(temp.dir, `${modelDir.split("/").pop()}-${ggufTensorType}.gguf`), { tensorType: ggufTensorType, contextLength: 256 });
+  const model = await Model.load(modelDir);
+  const session = model.createSession({ contextSize: 256 });
+  const prompt = model.encode(
+    model.applyChatTemplate([
+      { role: "system", content: "Sei un assistente che risponde in italiano." },
+      { role: "user", content: "Qual è la capitale d'Italia? Rispondi con una parola 🙂" },
+    ]),
+  );
+
+  // Our engine: each step re-submits prompt + tokens so far; prefix reuse evaluates only the new token.
+  const ours: Float32Array[] = [];
+  const ourTokens: number[] = [];
+  for (let step = 0; step <= greedySteps; step++) {
+    const records = await collect(session.generate([...prompt, ...ourTokens], { maxTokens: 0 }));
+    const finish = records.at(-1)!;
+    if (finish.kind === "finish" && step > 0) expect(finish.reusedTokens).toBe(prompt.length + ourTokens.length - 1);
+    const logits = session.getLogits();
+    ours.push(logits);
+    if (step < greedySteps) ourTokens.push(argmax(logits));
+  }
+  model.dispose();
+
+  const llama = await LlamaCpp.open(ggufPath, { contextSize: 256 });
+  let llamaRun;
+  try {
+    llamaRun = await llama.followTokens(prompt, greedySteps, (step) => ourTokens[step]);
+  } finally {
+    await llama.dispose();
+  }
+
+  let maxDifference = 0;
+  let maxLogit = 0;
+  for (let step = 0; step <= greedySteps; step++) {
+    const mine = logSoftmax(ours[step]);
+    const theirs = llamaRun.logProbs[step];
+    expect(theirs.length).toBe(mine.length);
+    for (let id = 0; id < mine.length; id++) {
+      maxLogit = Math.max(maxLogit, Math.abs(ours[step][id]));
+      // A probability that underflows float32 in node-llama-cpp carries no information.
+      if (theirs[id] === -Infinity) continue;
+      maxDifference = Math.max(maxDifference, Math.abs(mine[id] - theirs[id]));
+    }
+  }
+  return { maxDifference, maxLogit, ourTokens, llamaTokens: llamaRun.greedyTokens.slice(0, greedySteps), promptLength: prompt.length };
+}
+
+describe("llama.cpp oracle", () => {
+  beforeAll(() => {
+    tinyCheckpoint("F32");
+  });
+
+  it("matches llama.cpp on F32 weights", async () => {
+    const result = await compareWithLlamaCpp(tinyCheckpoint("F32"), "source");
+    console.info(`F32: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
+    expect(result.promptLength).toBeGreaterThanOrEqual(16);
+    expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
+    expect(result.ourTokens).toEqual(result.llamaTokens);
+  });
+
+  it("matches llama.cpp on BF16 weights", async () => {
+    const dir = cachedCheckpoint({ name: "tiny-bf16-s1", shape: tinyShape, dtype: "BF16", seed: 1 });
+    // The GGUF holds the same BF16 values widened to F32, so llama.cpp computes them exactly.
+    const result = await compareWithLlamaCpp(dir, "F32");
+    console.info(`BF16: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
+    expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
+    expect(result.ourTokens).toEqual(result.llamaTokens);
+  });
+
+  it("matches llama.cpp on F16 weights", async () => {
+    const dir = cachedCheckpoint({ name: "tiny-f16-s1", shape: tinyShape, dtype: "F16", seed: 1 });
+    const result = await compareWithLlamaCpp(dir, "F32");
+    console.info(`F16: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
+    expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
+    expect(result.ourTokens).toEqual(result.llamaTokens);
+  });
+});
