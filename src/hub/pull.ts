@@ -97,6 +97,7 @@ export async function pullModel(options: PullOptions = {}): Promise<PullResult> 
   const revision = options.revision ?? defaultRevision;
   validateRepoId(repo);
   validateRevision(revision);
+  validateNumberOptions(options);
   const cache = repoCache(options.cacheDir ?? resolveCacheDir(env), repo);
   throwIfAborted(options.signal, `pull of ${repo}`);
 
@@ -142,6 +143,20 @@ export async function pullModel(options: PullOptions = {}): Promise<PullResult> 
   const result = { repo, revision, commit, snapshotDir: snapshotDir(cache, commit), files: pulled };
   options.onProgress?.({ kind: "done", snapshotDir: result.snapshotDir, files: pulled.length, bytesTransferred });
   return result;
+}
+
+/** Throws INVALID_ARGUMENT for a retry or timeout option outside its range. */
+function validateNumberOptions(options: PullOptions): void {
+  const rules: [keyof PullOptions, number | undefined, number, string][] = [
+    ["retries", options.retries, 0, "an integer >= 0"],
+    ["retryDelayMs", options.retryDelayMs, 0, "an integer >= 0"],
+    ["readTimeoutMs", options.readTimeoutMs, 1, "an integer >= 1"],
+  ];
+  for (const [name, value, minimum, rule] of rules) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < minimum)) {
+      throw new NessoError("INVALID_ARGUMENT", `pullModel: option ${name} must be ${rule}, got ${JSON.stringify(value)}`);
+    }
+  }
 }
 
 /** Rejects a repo that lacks config.json or safetensors weights, before anything is downloaded. */

@@ -364,6 +364,13 @@ describe("pullModel", () => {
     expect(server.requests).toEqual([]);
   });
 
+  it("rejects invalid retry and timeout options", async () => {
+    await expect(pullModel(options({ retries: -1 }))).rejects.toThrow("pullModel: option retries must be an integer >= 0, got -1");
+    await expect(pullModel(options({ readTimeoutMs: 0 }))).rejects.toThrow("pullModel: option readTimeoutMs must be an integer >= 1, got 0");
+    await expect(pullModel(options({ retryDelayMs: 1.5 }))).rejects.toThrow("pullModel: option retryDelayMs must be an integer >= 0, got 1.5");
+    expect(server.requests).toEqual([]);
+  });
+
   it("stops on abort and keeps the partial file", async () => {
     const controller = new AbortController();
     const reason = new NessoError("ABORTED", "pull cancelled by the test");
