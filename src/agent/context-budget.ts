@@ -136,8 +136,8 @@ function droppedNote(count: number): ChatMessage {
 
 /**
  * Drops the oldest turns until the prompt plus the reserved output fits the context window. The
- * first system message, the latest user message and the latest turn are never dropped; if they
- * alone do not fit, it throws a CONTEXT_FULL error that lists where the tokens went.
+ * first system message, the latest user message and the latest turn are never dropped. When they
+ * alone do not fit, it throws a CONTEXT_FULL error that states the sizes involved.
  */
 export function fitMessagesToContext(request: FitRequest): FitResult {
   const { model, tools, reservedOutputTokens } = request;

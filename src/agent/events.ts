@@ -1,9 +1,9 @@
-// What runAgent reports while it runs and what it returns.
+// Types of the events runAgent emits while it runs and of the result it returns.
 
 import type { ChatMessage } from "../engine/types.js";
 
 /**
- * How a run ended: `stop` (the model answered), `length` (the answer hit the output token limit),
+ * Reason a run ended: `stop` (the model answered), `length` (the answer hit the output token limit),
  * `max_steps`, `loop` (the same call repeated), `retries_exhausted` (a tool kept failing),
  * `context_full` (even the shortest prompt does not fit the window).
  */

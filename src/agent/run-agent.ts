@@ -50,8 +50,12 @@ export interface RunAgentOptions {
   /** Retries after a failed call of one tool (default 2). */
   maxRetries?: number;
   approval?: ApprovalOptions;
-  /** Builds the grammar that constrains a tool call once `<tool_call>` opened (default: none). */
-  toolCallConstraint?: (tools: ChatToolDefinition[]) => TokenConstraint | undefined;
+  /**
+   * Builds the grammar that constrains a tool call once `<tool_call>` opened (default: none). The
+   * greedy generation starts with `<tool_call>` and `textAfterOpenTag` already in its prompt, so
+   * the constraint must start in the state right after them, not watch for the tag.
+   */
+  toolCallConstraint?: (request: { tools: ChatToolDefinition[]; textAfterOpenTag: string }) => TokenConstraint | undefined;
   /** Per-call timeout passed to the host (default: the host's own). */
   toolCallTimeoutMs?: number;
 }
@@ -107,7 +111,7 @@ function usedToolNames(messages: ChatMessage[]): Set<string> {
   return names;
 }
 
-/** The assistant message of a tool turn: its prose, any unparsable blocks as written, and its calls. */
+/** Builds the assistant message of a tool turn: its prose, any unparsable blocks as written, and its calls. */
 function assistantToolTurn(turn: TurnOutput): ChatMessage {
   const failedBlocks = turn.items.flatMap((item) => (item.kind === "parse_error" ? [`<tool_call>${item.error.raw}</tool_call>`] : []));
   const content = [turn.text.trim(), ...failedBlocks].filter((part) => part !== "").join("\n");
@@ -200,7 +204,10 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       sampling,
       idPrefix: `call_${step}_`,
       signal,
-      toolCallConstraint: options.toolCallConstraint === undefined ? undefined : () => options.toolCallConstraint?.(selection.definitions),
+      toolCallConstraint:
+        options.toolCallConstraint === undefined
+          ? undefined
+          : (textAfterOpenTag) => options.toolCallConstraint?.({ tools: selection.definitions, textAfterOpenTag }),
       onText: (text) => emit({ type: "text", step, text }),
     });
 

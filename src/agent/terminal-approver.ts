@@ -11,7 +11,7 @@ export interface TerminalApprover {
   close(): void;
 }
 
-/** Longest argument text shown before it is cut, so a large write_file does not flood the terminal. */
+/** Maximum characters of arguments shown before the cut, so a large write_file does not flood the terminal. */
 const maxShownArgumentChars = 600;
 
 const onceAnswers = new Set(["o", "once", "y", "yes", "s", "si", "sì", "1"]);

@@ -62,7 +62,7 @@ export function stemItalian(word: string): string {
   return stem;
 }
 
-/** The synonym list keyed by both stems of each entry, built once. */
+/** Index of the synonym list under both stems of each entry, built once. */
 const synonymIndex: ReadonlyMap<string, readonly string[]> = (() => {
   const index = new Map<string, string[]>();
   for (const [word, synonyms] of Object.entries(searchSynonyms)) {
@@ -122,7 +122,7 @@ export function rankTools(tools: readonly RegisteredTool[], request: string, opt
   const query = requestTerms(request);
   const documents = tools.map(toolTerms);
 
-  // Inverse document frequency over this tool list: a word every tool has ("file") says little.
+  // Inverse document frequency over this tool list: a word every tool has ("file") carries little weight.
   const documentFrequency = new Map<string, number>();
   for (const terms of documents) {
     for (const term of terms.keys()) documentFrequency.set(term, (documentFrequency.get(term) ?? 0) + 1);

@@ -9,7 +9,7 @@
 
 import type { ChatModel, FinishReason, GenerateOptions, TokenConstraint } from "../engine/types.js";
 import { NessoError, throwIfAborted } from "../errors.js";
-import { ToolCallStreamParser, type ParsedToolCall, type ParserEvent, type ToolCallParseError } from "../tool-calling/parser.js";
+import { TOOL_CALL_OPEN, ToolCallStreamParser, type ParsedToolCall, type ParserEvent, type ToolCallParseError } from "../tool-calling/parser.js";
 
 /** The sampling settings a user may configure for prose. */
 export type SamplingOptions = Pick<GenerateOptions, "temperature" | "topK" | "topP" | "minP" | "repeatPenalty" | "repeatLastN" | "seed">;
@@ -28,8 +28,12 @@ export interface TurnRequest {
   /** Prefix of the call ids of this turn, unique within the run. */
   idPrefix: string;
   signal?: AbortSignal;
-  /** Builds the grammar constraint for the greedy part, once a tool call opened. */
-  toolCallConstraint?: () => TokenConstraint | undefined;
+  /**
+   * Builds the grammar constraint for the greedy part. It receives the text generated after the
+   * last `<tool_call>` so far, because that tag and text are already in the prompt of the greedy
+   * part and the constraint must start in the state that follows them.
+   */
+  toolCallConstraint?: (textAfterOpenTag: string) => TokenConstraint | undefined;
   onText?: (text: string) => void;
 }
 
@@ -97,7 +101,7 @@ export async function generateTurn(request: TurnRequest): Promise<TurnOutput> {
         seed: request.sampling.seed,
         ...common,
         maxTokens: remaining,
-        constraint: request.toolCallConstraint?.(),
+        constraint: request.toolCallConstraint?.(output.raw.slice(output.raw.lastIndexOf(TOOL_CALL_OPEN) + TOOL_CALL_OPEN.length)),
       };
       await consume(greedy, false);
     }

@@ -16,14 +16,14 @@ export type ArgumentValidation =
 
 const maxReportedErrors = 5;
 
-/** Which ajv class understands a schema, chosen from its `$schema` URI. */
+/** JSON Schema dialect of a schema, chosen from its `$schema` URI; each has its own ajv class. */
 type Dialect = "draft-07" | "2019-09" | "2020-12";
 
 function dialectOf(schema: Record<string, unknown>): Dialect {
   const uri = typeof schema.$schema === "string" ? schema.$schema : "";
   if (uri.includes("2019-09")) return "2019-09";
   if (/draft-0[4-7]/.test(uri)) return "draft-07";
-  // MCP says an inputSchema without $schema is JSON Schema 2020-12.
+  // MCP specifies JSON Schema 2020-12 for an inputSchema without $schema.
   return "2020-12";
 }
 
@@ -79,7 +79,9 @@ export class ArgumentValidator {
         validateFormats: false,
         logger: { log: (message: unknown) => log.debug(String(message)), warn: (message: unknown) => log.debug(String(message)), error: (message: unknown) => log.warn(String(message)) },
       };
-      compiler = dialect === "draft-07" ? new Ajv(options) : dialect === "2019-09" ? new Ajv2019(options) : new Ajv2020(options);
+      if (dialect === "draft-07") compiler = new Ajv(options);
+      else if (dialect === "2019-09") compiler = new Ajv2019(options);
+      else compiler = new Ajv2020(options);
       this.compilers.set(dialect, compiler);
     }
     return compiler;

@@ -321,7 +321,7 @@ export function parseToolCallBlock(raw: string, unclosed = false): BlockItem[] {
   const items: BlockItem[] = [];
   for (const value of parsed.values) {
     if (Array.isArray(value)) {
-      if (value.length === 0) items.push({ message: `The <tool_call> block holds an empty array. ${callFormatHint}` });
+      if (value.length === 0) items.push({ message: `The <tool_call> block contains an empty array. ${callFormatHint}` });
       for (const element of value) items.push(normaliseCall(element));
     } else {
       items.push(normaliseCall(value));
@@ -344,7 +344,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Turns one parsed JSON value into a call, accepting the common variations of the Hermes shape. */
 function normaliseCall(value: unknown): BlockItem {
   if (!isPlainObject(value)) {
-    return { message: `Each tool call must be a JSON object, but the block holds ${describeJson(value)}. ${callFormatHint}` };
+    return { message: `Each tool call must be a JSON object, but the block contains ${describeJson(value)}. ${callFormatHint}` };
   }
 
   // OpenAI shape: {"type": "function", "function": {"name": …, "arguments": …}}

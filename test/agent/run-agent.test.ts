@@ -77,6 +77,30 @@ describe("runAgent", () => {
     expect(answer.options.temperature).toBe(0.7);
   });
 
+  it("constrains only the greedy part of a tool call", async () => {
+    const model = new ScriptedChatModel([toolCall("get_weather", { city: "Bari" }), "Fatto."]);
+    const host = new MemoryExecutor([weatherTool()]);
+    const requests: Array<{ tools: string[]; textAfterOpenTag: string }> = [];
+    const constraint = { mask: () => null, accept: () => {}, isComplete: () => false };
+
+    await runAgent({
+      task: "Meteo a Bari?",
+      model,
+      host,
+      toolCallConstraint: (request) => {
+        requests.push({ tools: request.tools.map((tool) => tool.function.name), textAfterOpenTag: request.textAfterOpenTag });
+        return constraint;
+      },
+    });
+
+    expect(requests).toHaveLength(1);
+    expect(requests[0].tools).toEqual(["get_weather"]);
+    const greedy = model.calls.find((call) => call.continuation)!;
+    expect(greedy.options.constraint).toBe(constraint);
+    expect(greedy.prompt.endsWith(`<tool_call>${requests[0].textAfterOpenTag}`)).toBe(true);
+    expect(model.calls.filter((call) => call.options.constraint !== undefined)).toHaveLength(1);
+  });
+
   it("uses temperature 0.3 for prose by default", async () => {
     const model = new ScriptedChatModel(["Ciao!"]);
     await runAgent({ task: "Ciao", model, host: new MemoryExecutor([]) });
