@@ -73,10 +73,15 @@ export function byteSetHas(set: ByteSet, byte: number): boolean {
   return ((set[byte >> 3] >> (byte & 7)) & 1) === 1;
 }
 
+const encoder = new TextEncoder();
+
+/** One shared element per byte value, so literals allocate no byte sets. */
+const SINGLE_BYTE: Element[] = Array.from({ length: 256 }, (_, b) => ({ kind: "bytes", set: byteSet([[b, b]]) }));
+
 /** Returns the elements that match the UTF-8 bytes of `text` exactly. */
 export function literal(text: string | Uint8Array): Element[] {
-  const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
-  return Array.from(bytes, (b) => ({ kind: "bytes", set: byteSet([[b, b]]) }) as Element);
+  const bytes = typeof text === "string" ? encoder.encode(text) : text;
+  return Array.from(bytes, (b) => SINGLE_BYTE[b]);
 }
 
 export function bytes(ranges: ReadonlyArray<readonly [number, number]>): Element {
@@ -146,6 +151,14 @@ export class GrammarBuilder {
    * rule that can match the empty input would make it loop.
    */
   build(root: number): GrammarIR {
+    return flatten(this.validate(root), this.names, root);
+  }
+
+  /**
+   * Checks the rules reachable from `root` the way build() does and raises GrammarBuildError on
+   * the same problems, without flattening. Returns the rules with dead alternatives pruned.
+   */
+  validate(root: number): Element[][][] {
     // Rules the root cannot reach (left over from a schema that failed to compile) are emptied.
     const reachable = new Uint8Array(this.definitions.length);
     const queue = [root];
@@ -174,7 +187,7 @@ export class GrammarBuilder {
     const nullable = nullableRules(pruned);
     checkRepetitions(pruned, nullable, this.names);
     checkLeftRecursion(pruned, nullable, this.names);
-    return flatten(pruned, this.names, root);
+    return pruned;
   }
 }
 
@@ -296,15 +309,19 @@ function checkLeftRecursion(rules: Element[][][], nullable: boolean[], names: st
 
 function flatten(rules: Element[][][], names: string[], root: number): GrammarIR {
   const setIndex = new Map<string, number>();
+  const setIndexByObject = new Map<ByteSet, number>();
   const setChunks: Uint8Array[] = [];
   const indexOfSet = (set: ByteSet): number => {
-    const key = Buffer.from(set).toString("hex");
-    let index = setIndex.get(key);
+    let index = setIndexByObject.get(set);
+    if (index !== undefined) return index;
+    const key = String.fromCharCode(...set);
+    index = setIndex.get(key);
     if (index === undefined) {
       index = setChunks.length;
       setIndex.set(key, index);
       setChunks.push(set);
     }
+    setIndexByObject.set(set, index);
     return index;
   };
 
@@ -395,4 +412,70 @@ export function formatGrammar(grammar: GrammarIR): string {
     lines.push(`${grammar.ruleNames[r]} ::= ${alternatives.join(" | ")}`);
   }
   return lines.join("\n");
+}
+
+/** The grammar as plain JSON (typed arrays become number arrays), e.g. to store or send it. */
+export function grammarToJson(grammar: GrammarIR): Record<string, unknown> {
+  return {
+    version: grammar.version,
+    ruleNames: grammar.ruleNames,
+    ruleAltStart: Array.from(grammar.ruleAltStart),
+    altElementStart: Array.from(grammar.altElementStart),
+    elementKind: Array.from(grammar.elementKind),
+    elementValue: Array.from(grammar.elementValue),
+    elementMin: Array.from(grammar.elementMin),
+    elementMax: Array.from(grammar.elementMax),
+    byteSets: Array.from(grammar.byteSets),
+    root: grammar.root,
+  };
+}
+
+/** Reads a grammar written by grammarToJson, checking that every index is in range. */
+export function grammarFromJson(json: Record<string, unknown>): GrammarIR {
+  const numbers = (key: string): number[] => {
+    const value = json[key];
+    if (!Array.isArray(value) || !value.every((x) => Number.isInteger(x) && x >= 0)) {
+      throw new GrammarBuildError(`grammar JSON: "${key}" must be an array of non-negative integers`);
+    }
+    return value;
+  };
+  if (json.version !== 1) throw new GrammarBuildError(`grammar JSON: version ${JSON.stringify(json.version)} is not supported (expected 1)`);
+  const grammar: GrammarIR = {
+    version: 1,
+    ruleNames: Array.isArray(json.ruleNames) ? json.ruleNames.map(String) : [],
+    ruleAltStart: Uint32Array.from(numbers("ruleAltStart")),
+    altElementStart: Uint32Array.from(numbers("altElementStart")),
+    elementKind: Uint8Array.from(numbers("elementKind")),
+    elementValue: Uint32Array.from(numbers("elementValue")),
+    elementMin: Uint32Array.from(numbers("elementMin")),
+    elementMax: Uint32Array.from(numbers("elementMax")),
+    byteSets: Uint8Array.from(numbers("byteSets")),
+    root: Number(json.root),
+  };
+  const rules = grammar.ruleAltStart.length - 1;
+  const elements = grammar.elementKind.length;
+  const fail = (what: string) => {
+    throw new GrammarBuildError(`grammar JSON: ${what}`);
+  };
+  if (rules < 1 || grammar.ruleNames.length !== rules) fail(`ruleNames has ${grammar.ruleNames.length} entries for ${rules} rules`);
+  if (!(grammar.root >= 0 && grammar.root < rules)) fail(`root ${grammar.root} is not a rule index below ${rules}`);
+  if (grammar.ruleAltStart[rules] !== grammar.altElementStart.length) fail("ruleAltStart does not end at the number of alternatives");
+  for (const key of ["elementValue", "elementMin", "elementMax"] as const) {
+    if (grammar[key].length !== elements) fail(`${key} has ${grammar[key].length} entries for ${elements} elements`);
+  }
+  if (grammar.byteSets.length % 32 !== 0) fail(`byteSets length ${grammar.byteSets.length} is not a multiple of 32`);
+  for (let a = 0; a < grammar.altElementStart.length; a++) {
+    let e = grammar.altElementStart[a];
+    while (e < elements && grammar.elementKind[e] !== ElementKind.End) e++;
+    if (e >= elements) fail(`alternative ${a} has no End element`);
+  }
+  for (let e = 0; e < elements; e++) {
+    const kind = grammar.elementKind[e];
+    const value = grammar.elementValue[e];
+    if (kind > ElementKind.Token) fail(`element ${e} has unknown kind ${kind}`);
+    if (kind === ElementKind.Bytes && value * 32 >= grammar.byteSets.length) fail(`element ${e} uses byte set ${value}, which does not exist`);
+    if (kind === ElementKind.Rule && value >= rules) fail(`element ${e} refers to rule ${value}, which does not exist`);
+    if (kind === ElementKind.Rule && grammar.elementMax[e] > MAX_REPETITION) fail(`element ${e} repeats up to ${grammar.elementMax[e]} times, above ${MAX_REPETITION}`);
+  }
+  return grammar;
 }

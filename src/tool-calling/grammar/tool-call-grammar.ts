@@ -75,35 +75,50 @@ export class ToolCallGrammar implements CompiledTokenGrammar {
       const id = options.vocabulary.addedTokenId(content);
       return id === undefined ? literal(content) : [token(id)];
     };
-    const bodies: Element[][] = [];
     const seen = new Set<string>();
+    const compiled: Array<{ name: string; args: number }> = [];
+    const fallBack = (name: string, error: NessoError): number => {
+      log.warn(`tool "${name}": inputSchema cannot be compiled to a grammar (${error.message}); its arguments are constrained to any JSON object and must be validated`);
+      this.fallbacks.push({ name, error: error.message });
+      return rules.anyObject();
+    };
     for (const tool of options.tools) {
       if (seen.has(tool.name)) throw new NessoError("INVALID_ARGUMENT", `tool-call grammar: tool name "${tool.name}" appears twice`);
       seen.add(tool.name);
-      let args: number;
       try {
-        args = compiler.compile(tool.inputSchema, tool.inputSchema, "#");
-        // Building checks the tool's rules for left recursion and unsatisfiable schemas now, so
-        // that a broken schema falls back alone instead of failing the whole grammar.
-        builder.build(args);
+        compiled.push({ name: tool.name, args: compiler.compile(tool.inputSchema, tool.inputSchema, "#") });
       } catch (error) {
         if (!(error instanceof NessoError)) throw error;
-        log.warn(`tool "${tool.name}": inputSchema cannot be compiled to a grammar (${error.message}); its arguments are constrained to any JSON object and must be validated`);
-        this.fallbacks.push({ name: tool.name, error: error.message });
-        args = rules.anyObject();
+        compiled.push({ name: tool.name, args: fallBack(tool.name, error) });
       }
-      bodies.push([
-        ...literal(JSON.stringify(tool.name)),
-        rules.ws(),
-        ...literal(","),
-        rules.ws(),
-        ...literal('"arguments"'),
-        rules.ws(),
-        ...literal(":"),
-        rules.ws(),
-        ref(args),
-      ]);
     }
+    // Left recursion and unsatisfiable schemas show up only when rules are validated. Checking
+    // all tools at once is cheap; only when that fails is each tool checked on its own, so that
+    // a broken schema falls back alone instead of failing the whole grammar.
+    try {
+      builder.validate(builder.add("all-arguments", compiled.map(({ args }) => [ref(args)])));
+    } catch (error) {
+      if (!(error instanceof NessoError)) throw error;
+      for (const entry of compiled) {
+        try {
+          builder.validate(entry.args);
+        } catch (toolError) {
+          if (!(toolError instanceof NessoError)) throw toolError;
+          entry.args = fallBack(entry.name, toolError);
+        }
+      }
+    }
+    const bodies: Element[][] = compiled.map(({ name, args }) => [
+      ...literal(JSON.stringify(name)),
+      rules.ws(),
+      ...literal(","),
+      rules.ws(),
+      ...literal('"arguments"'),
+      rules.ws(),
+      ...literal(":"),
+      rules.ws(),
+      ref(args),
+    ]);
     this.dropped = compiler.dropped;
 
     const ws = () => rules.ws();
