@@ -58,7 +58,7 @@ export function createRequestGuard(options: GuardOptions): (request: IncomingMes
     }
     const origin = request.headers.origin;
     if (origin !== undefined && !origins.has(origin.toLowerCase())) {
-      return { status: 403, message: `Forbidden: Origin ${JSON.stringify(origin)} is not allowed (DNS-rebinding protection); allow it with --allowed-origin` };
+      return { status: 403, message: `Forbidden: Origin ${JSON.stringify(origin)} is not allowed (DNS-rebinding protection); only the server's own origin and its configured allowed origins may call it` };
     }
     if (tokenDigest !== undefined) {
       const presented = bearerToken(request.headers.authorization);

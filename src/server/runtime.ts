@@ -132,7 +132,7 @@ export class ServerRuntime {
     const timeout = new AbortController();
     const timer = setTimeout(() => {
       timeout.abort(
-        new NessoError("TIMEOUT", `${label} timed out after ${this.requestTimeoutMs} ms (the server's request time limit); ask for less work or raise --request-timeout`),
+        new NessoError("TIMEOUT", `${label} timed out after ${this.requestTimeoutMs} ms (the server's request time limit); ask for less work or restart the server with a larger --timeout-ms`),
       );
     }, this.requestTimeoutMs);
     timer.unref();
