@@ -34,9 +34,11 @@ export const hostOptionsHelp = `  --config FILE         mcp.json to use (default
 export const commonOptionsHelp = `  -v, --verbose         Debug logs on stderr
   -h, --help            Show this help`;
 
+export type ParsedCommand<T extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
+
 /** Parses argv with parseArgs; unknown options and bad values become UsageErrors. */
-export function parseCommand<T extends OptionSpec>(argv: string[], options: T, allowPositionals = false) {
-  let parsed;
+export function parseCommand<T extends OptionSpec>(argv: string[], options: T, allowPositionals = false): ParsedCommand<T> {
+  let parsed: ParsedCommand<T>;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (error) {
