@@ -2,7 +2,7 @@
 //
 // The format is Claude Desktop's `{"mcpServers": {name: {command, args, env, cwd}}}` plus
 // `{url, headers, type}` entries for remote servers and a few optional keys of nesso-mcp:
-// `disabled`, `includeTools`, `excludeTools`, `timeoutMs` and `approval`.
+// `disabled`, `includeTools`, `excludeTools`, `timeoutMs`, `approval` and `roots`.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
@@ -29,6 +29,11 @@ interface ServerCommonConfig {
   /** Per-call timeout in milliseconds, reset by progress notifications. */
   timeoutMs?: number;
   approval?: ApprovalPolicy;
+  /**
+   * Absolute directories offered to this server as roots, replacing the host's; `false` declares
+   * no roots capability. The filesystem server lets roots replace its command-line directories.
+   */
+  roots?: string[] | false;
 }
 
 /** A server started as a subprocess that speaks MCP over its stdin and stdout. */
@@ -65,6 +70,7 @@ const commonShape = {
   excludeTools: z.array(z.string().min(1)).optional(),
   timeoutMs: z.number().int().positive().optional(),
   approval: z.enum(["auto", "ask", "deny"]).optional(),
+  roots: z.union([z.array(z.string().min(1)), z.literal(false)]).optional(),
 };
 
 const stdioEntrySchema = z.object({
@@ -233,6 +239,7 @@ function parseServerEntry(name: string, entry: unknown, entryPath: PropertyKey[]
     excludeTools: result.data.excludeTools,
     timeoutMs: result.data.timeoutMs,
     approval: result.data.approval,
+    roots: result.data.roots,
   };
   if (hasCommand) {
     const data = result.data as StdioEntry;
@@ -251,10 +258,15 @@ function expandServer(server: ServerConfig, env: NodeJS.ProcessEnv, baseDir: str
   const expandRecord = (record: Record<string, string>, field: string) =>
     Object.fromEntries(Object.entries(record).map(([key, value]) => [key, expand(value, formatPath([field, key]))]));
 
+  const roots = server.roots === undefined || server.roots === false
+    ? server.roots
+    : server.roots.map((root, index) => resolve(baseDir, expand(root, formatPath(["roots", index]))));
+
   if (server.type === "stdio") {
     const cwd = server.cwd === undefined ? undefined : resolve(baseDir, expand(server.cwd, "cwd"));
     return {
       ...server,
+      roots,
       command: expand(server.command, "command"),
       args: server.args.map((arg, index) => expand(arg, formatPath(["args", index]))),
       env: expandRecord(server.env, "env"),
@@ -272,7 +284,7 @@ function expandServer(server: ServerConfig, env: NodeJS.ProcessEnv, baseDir: str
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new NessoError("CONFIG", `mcp.json server "${server.name}", field url: scheme ${parsed.protocol} is not supported (use http: or https:)`);
   }
-  return { ...server, url, headers: expandRecord(server.headers, "headers") };
+  return { ...server, roots, url, headers: expandRecord(server.headers, "headers") };
 }
 
 /** Parses JSON and reports a syntax error with its line and column. */

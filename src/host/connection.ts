@@ -378,6 +378,7 @@ export class ServerConnection {
   #sessionOptions(): SessionOptions {
     return {
       ...this.#options,
+      roots: this.config.roots ?? this.#options.roots,
       onToolsChanged: (session) => this.#handleToolsChanged(session),
       onUnexpectedClose: (session) => this.#handleUnexpectedClose(session),
     };

@@ -16,7 +16,7 @@ import type { CallToolOptions, RegisteredTool, ToolExecutor } from "./types.js";
 const log = createLogger("host");
 
 export interface HostOptions {
-  /** Directories offered to servers as roots (default: the working directory). */
+  /** Directories offered to servers as roots (default: the working directory); an entry's `roots` replaces them. */
   roots?: string[];
   /** Name and version sent in initialize (default: nesso-mcp 0.1.0). */
   clientInfo?: { name: string; version: string };

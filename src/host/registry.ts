@@ -52,7 +52,7 @@ export function buildRegistry(servers: readonly ServerTools[]): RegisteredTool[]
  */
 export function sanitizeToolName(name: string): string {
   const ascii = name.normalize("NFKD").replace(/\p{M}/gu, "");
-  let sanitized = ascii.replace(/[^A-Za-z0-9_.-]/g, "_");
+  let sanitized = ascii.replace(/[^A-Za-z0-9_.-]/gu, "_");
   if (sanitized === "") sanitized = "tool";
   if (sanitized.length <= maxToolNameLength) return sanitized;
   return truncateWithHash(sanitized, name);

@@ -50,8 +50,8 @@ export type TransportKind = "stdio" | "http" | "sse";
 
 export interface SessionOptions {
   clientInfo: Implementation;
-  /** Directories offered to the server as roots (file:// URIs). */
-  roots: readonly string[];
+  /** Directories offered to the server as roots (file:// URIs); `false` declares no roots capability. */
+  roots: readonly string[] | false;
   samplingHandler?: SamplingHandler;
   /** Bound on initialize plus the first tools/list, in milliseconds. */
   startTimeoutMs: number;
@@ -88,7 +88,8 @@ export class Session {
     this.transport = transport;
     this.#options = options;
 
-    const capabilities: ClientCapabilities = { roots: {} };
+    const capabilities: ClientCapabilities = {};
+    if (options.roots !== false) capabilities.roots = {};
     if (options.samplingHandler !== undefined) capabilities.sampling = {};
     this.client = new Client(options.clientInfo, { capabilities });
     this.#installHandlers();
@@ -196,8 +197,10 @@ export class Session {
 
   #installHandlers(): void {
     const { client } = this;
-    const roots = this.#options.roots.map((path) => ({ uri: pathToFileURL(path).href, name: basename(path) || path }));
-    client.setRequestHandler(ListRootsRequestSchema, () => ({ roots }));
+    if (this.#options.roots !== false) {
+      const roots = this.#options.roots.map((path) => ({ uri: pathToFileURL(path).href, name: basename(path) || path }));
+      client.setRequestHandler(ListRootsRequestSchema, () => ({ roots }));
+    }
 
     const sampling = this.#options.samplingHandler;
     if (sampling !== undefined) {
@@ -298,7 +301,11 @@ export function isRequestTimeout(error: unknown): boolean {
 
 /** One line for transport-level failures: HTTP status, connection refused, closed stdio pipe. */
 export function describeTransportError(error: unknown): string {
-  if (error instanceof StreamableHTTPError) return `HTTP ${error.code}: ${error.message}`;
+  if (error instanceof StreamableHTTPError) {
+    // The message may carry an HTML error page; keep its text, shortened.
+    const text = error.message.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+    return `HTTP ${error.code}: ${text.length > 200 ? `${text.slice(0, 200)}…` : text}`;
+  }
   if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) return "the server closed the connection";
   if (error instanceof Error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;

@@ -186,7 +186,7 @@ describe("stdio server failures", () => {
     expect(ghost.error).toContain('server "ghost": command "nesso-no-such-command" was not found (ENOENT)');
     expect(ghost.error).toContain("PATH=");
     expect(healthy.state).toBe("ready");
-    expect(healthy.toolCount).toBe(7);
+    expect(healthy.toolCount).toBe(8);
   });
 
   it("shows stderr of a server that exits on start", async () => {

@@ -13,7 +13,7 @@
 // Tools in serve modes: echo {text}, raw_line (returns the last raw request line as received),
 // sleep {ms} (answers late; never when ms < 0), crash (stderr line, then exit 3), add_tool {name}
 // (adds a tool and sends tools/list_changed), progress {steps} (progress notifications, then result),
-// split_utf8 {text} (the response is written one byte at a time).
+// split_utf8 {text} (the response is written one byte at a time), fail_rpc (a JSON-RPC error).
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -57,6 +57,7 @@ const tools = [
   { name: "add_tool", description: "Adds a tool", inputSchema: { type: "object", properties: { name: { type: "string" } } } },
   { name: "progress", description: "Reports progress", inputSchema: { type: "object", properties: { steps: { type: "number" } } } },
   { name: "split_utf8", description: "Answers byte by byte", inputSchema: { type: "object", properties: { text: { type: "string" } } } },
+  { name: "fail_rpc", description: "Answers with a JSON-RPC error", inputSchema: { type: "object" } },
 ];
 const text = (value) => ({ content: [{ type: "text", text: value }] });
 
@@ -89,6 +90,7 @@ lines.on("line", (line) => {
     case "tools/call": {
       const { name, arguments: args = {} } = message.params;
       if (name === "echo") return reply(text("echo: " + args.text));
+      if (name === "fail_rpc") return send({ jsonrpc: "2.0", id: message.id, error: { code: -32602, message: "Invalid params: the scripted server rejects every call" } });
       if (name === "raw_line") return reply(text(lastLine));
       if (name === "sleep") { if (args.ms >= 0) setTimeout(() => reply(text("slept")), args.ms); return; }
       if (name === "crash") { process.stderr.write("about to crash: simulated failure\n"); process.exit(3); }
