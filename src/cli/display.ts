@@ -49,7 +49,8 @@ export function createRunDisplay(stdout: NodeJS.WritableStream = process.stdout,
           break;
         case "final":
           closeAnswer();
-          if (event.finishReason !== "stop") stderr.write(`(run ended: ${event.finishReason}) ${event.text}\n`);
+          // The answer itself was streamed, and other endings were already shown by their error event.
+          if (event.finishReason === "length") stderr.write("(the answer reached the output token limit)\n");
           break;
       }
     },
