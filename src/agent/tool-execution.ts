@@ -124,6 +124,9 @@ export async function executeTurnCalls(request: TurnExecutionRequest): Promise<C
     outcomes.push({ callId: call.id, name: call.name, content: "", ran: true, isError: false, truncated: false, durationMs: 0 });
   }
 
+  // A turn whose blocks all parsed resets the parse-error retries, like a successful call does.
+  if (request.items.every((item) => item.kind === "call")) guard.recordSuccess(parseErrorKey);
+
   const cap = request.resultTokenCap(outcomes.length);
   await Promise.all(accepted.map((entry) => runAcceptedCall(entry, outcomes[entry.outcomeIndex], cap, request)));
   return outcomes;

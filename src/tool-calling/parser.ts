@@ -241,7 +241,9 @@ export class ToolCallStreamParser {
       block = block.slice(0, rawClose);
     }
 
-    if (truncated && rawClose === -1) {
+    // A block whose JSON is complete lost only its closing tag to the limit; anything else was cut off.
+    const complete = parseLenientJson(stripCodeFence(block.trim()), { closeUnterminated: false }).ok;
+    if (truncated && rawClose === -1 && !complete) {
       events.push({
         kind: "parse_error",
         error: {

@@ -176,6 +176,13 @@ const cases: ParserCase[] = [
     truncated: true,
   },
   {
+    name: "truncated output after a complete call",
+    output: `<tool_call>\n${readNote}\n`,
+    text: "",
+    calls: [{ name: "read_text_file", arguments: { path: "note.txt" } }],
+    truncated: true,
+  },
+  {
     name: "output cut inside a string",
     output: '<tool_call>\n{"name": "write_file", "arguments": {"content": "ciao',
     text: "",
