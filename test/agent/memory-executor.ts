@@ -77,7 +77,7 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** A weather tool used across the loop tests: city is a required string. */
+/** Creates the weather tool used across the loop tests; `city` is a required string. */
 export function weatherTool(handler?: MemoryTool["handler"]): MemoryTool {
   return {
     name: "get_weather",

@@ -10,7 +10,7 @@ function toolCall(name: string, args: Record<string, unknown>): string {
   return `<tool_call>\n${JSON.stringify({ name, arguments: args })}\n</tool_call>`;
 }
 
-/** The prompt of the nth assistant turn (1-based), skipping the greedy continuations inside turns. */
+/** Returns the prompt of the nth assistant turn (1-based), skipping the greedy continuations inside turns. */
 function turnPrompt(model: ScriptedChatModel, turn: number): string {
   return model.calls.filter((call) => !call.continuation)[turn - 1].prompt;
 }
@@ -207,7 +207,7 @@ describe("runAgent", () => {
     const [error] = eventsOfType(events, "error");
     expect(error.kind).toBe("parse");
     expect(error.message).toContain("not valid JSON");
-    // The model sees what it wrote and why it failed.
+    // The next prompt shows the model what it wrote and why it failed.
     expect(turnPrompt(model, 2)).toContain('{"city": }');
     expect(turnPrompt(model, 2)).toContain("<tool_response>\nThe <tool_call> block is not valid JSON");
   });

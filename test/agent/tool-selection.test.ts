@@ -79,7 +79,7 @@ describe("tool budget selection", () => {
     const baseMessages = [system, { role: "user" as const, content: request }];
     const allTokens = measureToolTokens(model, baseMessages, toChatToolDefinitions(filesystem.listTools()));
 
-    // A budget of 400 tokens holds one or two of the 14 tools.
+    // A budget of 400 tokens fits one or two of the 14 tools.
     const selection = selectToolsWithinBudget({ model, tools: filesystem.listTools(), baseMessages, request, maxToolTokens: 400 });
 
     expect(allTokens).toBeGreaterThan(1500);
