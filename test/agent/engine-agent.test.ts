@@ -1,7 +1,7 @@
 // The agent loop on the real native engine with the tiny random-weight checkpoint. Random weights
 // write no tool calls by themselves, so a forcing constraint masks every step down to the next
-// token of a scripted text: the tokens still come from the engine's sampler, its KV cache and its
-// stream decoder, while the loop does its real work around them.
+// token of a scripted text. The tokens still come from the engine's sampler, KV cache and stream
+// decoder, and the loop does its real work around them.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
