@@ -9,12 +9,20 @@ import type { Vocabulary } from "./vocabulary.js";
 
 const log = createLogger("grammar");
 
-/** The names of end-of-turn tokens looked up when the caller passes none. */
+/** End-of-turn tokens in order of preference: ChatML (Nesso), then Llama 3's chat and text ends. */
 export const DEFAULT_END_OF_TURN_TOKENS = ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>"];
 
-/** Returns the ids of the default end-of-turn tokens that the vocabulary has. */
+/**
+ * Returns the id of the first default end-of-turn token the vocabulary has, as a list. Only one is
+ * allowed, because a ChatML model such as Nesso also has Llama 3's `<|eot_id|>` in its vocabulary
+ * but was trained to end turns with `<|im_end|>`.
+ */
 export function defaultEndOfTurnTokens(vocabulary: Vocabulary): number[] {
-  return DEFAULT_END_OF_TURN_TOKENS.map((content) => vocabulary.addedTokenId(content)).filter((id): id is number => id !== undefined);
+  for (const content of DEFAULT_END_OF_TURN_TOKENS) {
+    const id = vocabulary.addedTokenId(content);
+    if (id !== undefined) return [id];
+  }
+  return [];
 }
 
 /** The shared parts of a compiled grammar that constraints read: vocabulary, runtime and mask cache. */

@@ -1,6 +1,6 @@
 // Grammar-constrained decoding: JSON Schema → grammar, the byte recognizer and token masks.
 
-export { ElementKind, GrammarBuilder, GrammarBuildError, formatGrammar, type GrammarIR } from "./ir.js";
+export { ElementKind, GrammarBuilder, GrammarBuildError, formatGrammar, grammarFromJson, grammarToJson, type GrammarIR } from "./ir.js";
 export { JSON_GRAMMAR_DEFAULTS, type JsonGrammarOptions } from "./json-rules.js";
 export { JsonSchemaCompiler, SchemaCompileError, type DroppedKeyword } from "./json-schema.js";
 export { ByteRecognizer, GrammarRuntime, type State } from "./recognizer.js";
@@ -10,6 +10,8 @@ export { GrammarConstraint, DEFAULT_END_OF_TURN_TOKENS, defaultEndOfTurnTokens }
 export {
   ToolCallGrammar,
   ToolCallConstraint,
+  createToolCallConstraintFactory,
+  type ToolCallConstraintRequest,
   TOOL_CALL_OPEN,
   TOOL_CALL_CLOSE,
   type ToolChoice,

@@ -15,7 +15,7 @@ const log = createLogger("grammar");
 
 export interface JsonOutputGrammarOptions extends JsonGrammarOptions, TokenMaskerOptions {
   vocabulary: Vocabulary;
-  /** Tokens that may end the turn after the value (default: those of `<|im_end|>`, `<|eot_id|>`, `<|end_of_text|>` the vocabulary has). */
+  /** Tokens that may end the turn after the value (default: the first of `<|im_end|>`, `<|eot_id|>`, `<|end_of_text|>` that the vocabulary has). */
   endOfTurnTokens?: number[];
 }
 

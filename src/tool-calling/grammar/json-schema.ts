@@ -138,6 +138,7 @@ export class JsonSchemaCompiler {
   }
 
   private drop(path: string, keyword: string, reason: string): void {
+    if (this.dropped.some((d) => d.path === path && d.keyword === keyword)) return;
     this.dropped.push({ path, keyword, reason });
     log.debug(() => `JSON Schema at ${path}: keyword "${keyword}" dropped (${reason})`);
   }

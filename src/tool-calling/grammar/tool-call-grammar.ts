@@ -8,7 +8,7 @@
 // call comes another call or the end of the turn. `<tool_call>` and `</tool_call>` are single
 // tokens when the tokenizer has them as added tokens (Nesso does), and byte sequences otherwise.
 
-import type { TokenConstraint } from "../../engine/types.js";
+import type { ChatToolDefinition, TokenConstraint } from "../../engine/types.js";
 import { NessoError } from "../../errors.js";
 import { createLogger } from "../../logger.js";
 import { GrammarConstraint, defaultEndOfTurnTokens, type CompiledTokenGrammar } from "./constraint.js";
@@ -33,7 +33,7 @@ export type ToolChoice = "auto" | "required" | "none";
 export interface ToolCallGrammarOptions extends JsonGrammarOptions, TokenMaskerOptions {
   tools: ReadonlyArray<{ name: string; inputSchema: unknown }>;
   vocabulary: Vocabulary;
-  /** Tokens that may end the turn after the last call (default: those of `<|im_end|>`, `<|eot_id|>`, `<|end_of_text|>` the vocabulary has). */
+  /** Tokens that may end the turn after the last call (default: the first of `<|im_end|>`, `<|eot_id|>`, `<|end_of_text|>` that the vocabulary has). */
   endOfTurnTokens?: number[];
   /** Maximum calls in one turn (default 8). */
   maxCalls?: number;
@@ -96,7 +96,7 @@ export class ToolCallGrammar implements CompiledTokenGrammar {
     // all tools at once is cheap; only when that fails is each tool checked on its own, so that
     // a broken schema falls back alone instead of failing the whole grammar.
     try {
-      builder.validate(builder.add("all-arguments", compiled.map(({ args }) => [ref(args)])));
+      builder.validate(builder.add("all-arguments", [compiled.map(({ args }) => ref(args))]));
     } catch (error) {
       if (!(error instanceof NessoError)) throw error;
       for (const entry of compiled) {
@@ -148,6 +148,17 @@ export class ToolCallGrammar implements CompiledTokenGrammar {
   /** Creates the per-generation constraint for the given tool choice. */
   createConstraint(choice: ToolChoice): ToolCallConstraint {
     return new ToolCallConstraint(this, choice);
+  }
+
+  /**
+   * Creates an active constraint for a generation whose prompt already ends with `<tool_call>`
+   * and `textAfterOpenTag` (the agent re-prompts greedily once a call opened). When the grammar
+   * rejects that text, the constraint logs a warning and constrains nothing.
+   */
+  createConstraintAfterOpenTag(textAfterOpenTag: string): ToolCallConstraint {
+    const constraint = new ToolCallConstraint(this, "required");
+    constraint.startAfterOpenTag(new TextEncoder().encode(textAfterOpenTag));
+    return constraint;
   }
 
   /** The recognizer right after `<tool_call>`, where `auto` mode starts constraining. */
@@ -227,12 +238,16 @@ export class ToolCallConstraint extends GrammarConstraint implements TokenConstr
     this.pending = text.slice(Math.max(0, text.length - (open.length - 1)));
   }
 
-  /** Starts constraining right after the opening tag, then feeds the bytes that followed it in the same token. */
+  /** Starts constraining right after the opening tag, then feeds the bytes that followed it. */
+  startAfterOpenTag(rest: Uint8Array): void {
+    this.activate(rest);
+  }
+
   private activate(rest: Uint8Array): void {
     this.active = true;
     this.recognizer = this.toolGrammar.recognizerAfterOpen();
     if (rest.length > 0 && !this.recognizer.acceptBytes(rest)) {
-      this.fail(`the text right after ${JSON.stringify(TOOL_CALL_OPEN)} in the same token, ${JSON.stringify(new TextDecoder().decode(rest))}, cannot start a tool call`);
+      this.fail(`the text right after ${JSON.stringify(TOOL_CALL_OPEN)}, ${JSON.stringify(new TextDecoder().decode(rest))}, cannot start a tool call`);
     }
   }
 }
@@ -248,3 +263,43 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
 }
 
 
+
+/** What the agent loop passes when it needs a constraint for the greedy part of a tool call. */
+export interface ToolCallConstraintRequest {
+  tools: ReadonlyArray<ChatToolDefinition>;
+  textAfterOpenTag: string;
+}
+
+/**
+ * Returns a function that builds constraints for the agent loop, compiling each distinct tool set
+ * once and keeping the last `cacheSize` grammars (default 4) with their mask caches. When no
+ * grammar can be built (no tools, duplicate names), it logs a warning and returns undefined, and
+ * the caller parses and validates the call without a grammar.
+ */
+export function createToolCallConstraintFactory(
+  options: Omit<ToolCallGrammarOptions, "tools"> & { cacheSize?: number },
+): (request: ToolCallConstraintRequest) => ToolCallConstraint | undefined {
+  const grammars = new Map<string, ToolCallGrammar>();
+  const cacheSize = options.cacheSize ?? 4;
+  return ({ tools, textAfterOpenTag }) => {
+    const key = JSON.stringify(tools.map((tool) => [tool.function.name, tool.function.parameters]));
+    let grammar = grammars.get(key);
+    if (grammar) {
+      grammars.delete(key);
+    } else {
+      try {
+        grammar = ToolCallGrammar.compile({
+          ...options,
+          tools: tools.map((tool) => ({ name: tool.function.name, inputSchema: tool.function.parameters })),
+        });
+      } catch (error) {
+        if (!(error instanceof NessoError)) throw error;
+        log.warn(`no tool-call grammar for this turn (${error.message}); the call is parsed and validated without one`);
+        return undefined;
+      }
+    }
+    grammars.set(key, grammar);
+    if (grammars.size > cacheSize) grammars.delete(grammars.keys().next().value!);
+    return grammar.createConstraintAfterOpenTag(textAfterOpenTag);
+  };
+}
