@@ -62,7 +62,7 @@ export function createRequestGuard(options: GuardOptions): (request: IncomingMes
     }
     if (tokenDigest !== undefined) {
       const presented = bearerToken(request.headers.authorization);
-      if (presented === undefined || !timingSafeEqual(digest(presented), tokenDigest)) {
+      if (presented === undefined || !presentedTokenMatches(presented, tokenDigest)) {
         return {
           status: 401,
           message: presented === undefined ? "Unauthorized: send the server's token as Authorization: Bearer <token>" : "Unauthorized: the bearer token is wrong",
@@ -78,6 +78,18 @@ export function createRequestGuard(options: GuardOptions): (request: IncomingMes
 function bearerToken(header: string | undefined): string | undefined {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   return match?.[1];
+}
+
+/**
+ * Compares a presented token with the configured one. Clients encode a non-ASCII token
+ * differently: fetch (undici) sends Latin-1 bytes, while Node's http client sends UTF-8 when the
+ * headers go out with a string body. Node decodes header bytes as Latin-1, so both readings are tried.
+ */
+function presentedTokenMatches(presented: string, expected: Buffer): boolean {
+  const asUtf8 = Buffer.from(presented, "latin1").toString("utf8");
+  const latin1Match = timingSafeEqual(digest(presented), expected);
+  const utf8Match = timingSafeEqual(digest(asUtf8), expected);
+  return latin1Match || utf8Match;
 }
 
 /** SHA-256 of the token, so the comparison takes the same time whatever the lengths. */

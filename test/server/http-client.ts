@@ -16,7 +16,10 @@ export interface RawRequestOptions {
   body?: string | Buffer[];
 }
 
-/** Sends one request and resolves with the status, headers and body; a connection reset rejects. */
+/**
+ * Sends one request and resolves with the status, headers and body; a connection reset rejects.
+ * Header values go out as Latin-1, the way Node writes them when the body is a Buffer.
+ */
 export function rawRequest(url: string, options: RawRequestOptions = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
@@ -34,7 +37,7 @@ export function rawRequest(url: string, options: RawRequestOptions = {}): Promis
       for (const chunk of options.body) request.write(chunk);
       request.end();
     } else {
-      request.end(options.body);
+      request.end(options.body === undefined ? undefined : Buffer.from(options.body, "utf8"));
     }
   });
 }

@@ -158,7 +158,13 @@ describe("serve --http", () => {
   });
 
   it("completes ten concurrent calls in order and rejects the eleventh", async () => {
-    const model = scriptedModel({ reply: (prompt) => `risposta ${/richiesta (\d+)/.exec(prompt)?.[1]}`.padEnd(60, "."), tokenDelayMs: 2 });
+    const model = scriptedModel({
+      reply: (prompt) => {
+        const index = /richiesta (\d+)/.exec(prompt)?.[1];
+        return `risposta ${index}`.padEnd(index === "0" ? 400 : 60, ".");
+      },
+      tokenDelayMs: 2,
+    });
     const server = await serve({ model, queueLimit: 9, progressEveryTokens: 4 });
     const client = await connectClient(server.url);
     await client.callTool({ name: "generate", arguments: { prompt: "riscaldamento" } });
@@ -166,16 +172,15 @@ describe("serve --http", () => {
     const finished: number[] = [];
     const calls: Promise<CallToolResult>[] = [];
     for (let index = 0; index < 10; index++) {
-      // Each call is sent once the previous one is in the queue, so arrival order is known.
-      let markQueued!: () => void;
-      const queued = new Promise<void>((resolve) => (markQueued = resolve));
+      // Each call is sent once the server has reported progress for the previous one (so it arrived),
+      // which makes the arrival order known. The first call is long enough for all others to queue.
+      let markArrived!: () => void;
+      const arrived = new Promise<void>((resolve) => (markArrived = resolve));
       const call = client.callTool({ name: "generate", arguments: { prompt: `richiesta ${index}` } }, undefined, {
-        onprogress: (progress) => {
-          if (index === 0 || progress.message === `waiting in the queue at position ${index}`) markQueued();
-        },
+        onprogress: () => markArrived(),
       }) as Promise<CallToolResult>;
       calls.push(call.then((result) => (finished.push(index), result)));
-      await queued;
+      await arrived;
     }
 
     const eleventh = (await client.callTool({ name: "generate", arguments: { prompt: "richiesta 10" } })) as CallToolResult;

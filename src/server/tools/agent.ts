@@ -122,7 +122,8 @@ export function selectServers(host: ToolExecutor & { servers?: () => { name: str
   const unknown = names.filter((name) => !known.includes(name));
   if (unknown.length > 0) {
     const listed = known.length === 0 ? "no servers are configured" : `configured servers: ${known.join(", ")}`;
-    throw new NessoError("INVALID_ARGUMENT", `servers names unknown servers ${unknown.map((name) => `"${name}"`).join(", ")} (${listed})`);
+    const quoted = unknown.map((name) => `"${name}"`).join(", ");
+    throw new NessoError("INVALID_ARGUMENT", `servers: unknown server ${quoted} (${listed}); use the names listed in nesso://servers`);
   }
   const allowed = new Set(names);
   const visible = (tool: RegisteredTool) => allowed.has(tool.server);
