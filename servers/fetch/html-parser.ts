@@ -32,6 +32,9 @@ const closesParagraph = new Set([
   "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "main", "nav", "ol", "p", "pre", "section", "table", "ul",
 ]);
 
+/** Open elements that stop the search for a <p> to close (the paragraph is outside them). */
+const paragraphBoundary = ["button", "table", "li", "td", "th", "blockquote", "div", "section", "article"];
+
 /** For an element that ends an open sibling of the same kind: which open elements end it, and which stop the search. */
 const impliedEnds: Record<string, { closes: string[]; boundary: string[] }> = {
   li: { closes: ["li"], boundary: ["ul", "ol", "menu"] },
@@ -94,10 +97,12 @@ export function parseHtml(html: string): ElementNode {
     }
 
     if (next === "/") {
-      const endTag = /^<\/([A-Za-z][A-Za-z0-9:-]*)[^>]*>?/.exec(html.slice(lt, lt + 256));
+      endTagPattern.lastIndex = lt;
+      const endTag = endTagPattern.exec(html);
       if (endTag === null) {
-        appendText("</");
-        position = lt + 2;
+        // "</" without a tag name starts a bogus comment that ends at the next ">", as in browsers.
+        const end = html.indexOf(">", lt);
+        position = end === -1 ? html.length : end + 1;
         continue;
       }
       const name = endTag[1].toLowerCase();
@@ -117,7 +122,7 @@ export function parseHtml(html: string): ElementNode {
     position = tag.end;
     const { name } = tag;
 
-    if (closesParagraph.has(name)) closeUntil("p", ["button", "table", "li", "td", "th", "blockquote", "div", "section", "article"]);
+    if (closesParagraph.has(name)) closeUntil("p", paragraphBoundary);
     const implied = impliedEnds[name];
     if (implied !== undefined) {
       for (const closed of implied.closes) closeUntil(closed, implied.boundary);
@@ -142,12 +147,17 @@ export function parseHtml(html: string): ElementNode {
   return root;
 }
 
+// Sticky patterns: each matches exactly at its lastIndex, so no substring is copied per tag.
+const endTagPattern = /<\/([A-Za-z][A-Za-z0-9:-]*)[^>]*>?/y;
+const tagNamePattern = /[A-Za-z][A-Za-z0-9:-]*/y;
+const attributeNamePattern = /[^\s"'>/=]+/y;
 const unquotedValue = /[^\s>]*/y;
 
 /** Reads `<name attr=value ...>` starting at `start`; attribute values are entity-decoded. */
 function readStartTag(html: string, start: number): { name: string; attributes: Map<string, string>; selfClosing: boolean; end: number } {
   let position = start + 1;
-  const nameMatch = /^[A-Za-z][A-Za-z0-9:-]*/.exec(html.slice(position, position + 128))!;
+  tagNamePattern.lastIndex = position;
+  const nameMatch = tagNamePattern.exec(html)!;
   const name = nameMatch[0].toLowerCase();
   position += nameMatch[0].length;
 
@@ -171,7 +181,8 @@ function readStartTag(html: string, start: number): { name: string; attributes: 
       continue;
     }
 
-    const attributeName = /^[^\s"'>/=]+/.exec(html.slice(position, position + 256));
+    attributeNamePattern.lastIndex = position;
+    const attributeName = attributeNamePattern.exec(html);
     if (attributeName === null) {
       position++; // a stray quote or "="
       continue;

@@ -309,7 +309,8 @@ function resolveUrl(href: string | undefined, context: RenderContext): string | 
   const url = parseUrl(href.trim(), context.baseUrl);
   if (url === undefined) return undefined;
   if (url.protocol !== "http:" && url.protocol !== "https:" && url.protocol !== "mailto:") return undefined;
-  return url.href.replace(/[()\s]/g, (char) => encodeURIComponent(char));
+  // Parentheses and spaces would end the markdown link target early.
+  return url.href.replace(/[()\s]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
 }
 
 function parseUrl(text: string | undefined, base?: URL): URL | undefined {
