@@ -210,7 +210,7 @@ Napi::Value ContextWrap::eval(const Napi::CallbackInfo& info) {
     Napi::Object options = requireObject(info[1], operation, "options");
     Napi::Value chunkValue = options.Get("chunkSize");
     if (!isMissing(chunkValue)) {
-      chunkSize = size_t(requireInteger(chunkValue, operation, "options.chunkSize", 1, int64_t(contextSize_)));
+      chunkSize = size_t(requireInteger(chunkValue, operation, "options.chunkSize", 1, kMaxContextSize));
     }
   }
 

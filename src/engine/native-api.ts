@@ -54,7 +54,7 @@ export interface NativeModelSpec {
   files: string[];
   tensors: NativeTensorSpec[];
   config: NativeModelConfig;
-  /** Compute threads (default: physical cores). */
+  /** Compute threads; 0 means one per physical core. */
   threads: number;
 }
 
@@ -79,28 +79,42 @@ export interface NativeEvalResult {
 
 export interface NativeContext {
   readonly contextSize: number;
-  /** Tokens currently in the KV cache. */
+  /** Tokens currently in the KV cache (0 after dispose()). Advances per chunk during an eval. */
   readonly length: number;
   /**
    * Evaluates tokens at positions length..length+n-1 on a worker thread and keeps the logits of
    * the last evaluated position. Prefill runs in chunks of `chunkSize` tokens (default 64) and the
-   * cancel flag is checked between chunks. Rejects (does not crash) when length + n > contextSize.
+   * cancel flag is checked before each chunk. Rejects (does not crash) when length + n > contextSize
+   * (CONTEXT_FULL), when an id is outside [0, vocabSize) or chunkSize is not a positive integer, and
+   * when another eval, saveState or loadState of this context is still running ("busy").
    */
   eval(tokens: Int32Array, options?: { chunkSize?: number }): Promise<NativeEvalResult>;
-  /** Copies the logits of the last evaluated position ([vocabSize] float32). */
+  /**
+   * Copies the logits of the last evaluated position ([vocabSize] float32; ids >= tokenizerVocabSize
+   * are -Infinity). Throws INVALID_ARGUMENT when there are none: before the first eval, after
+   * rewind() dropped tokens, or after loadState() of a state saved without logits.
+   */
   getLogits(): Float32Array;
   /**
-   * Picks the next token from the last logits. `mask` has one byte per vocabulary id (0 = not
-   * allowed); with a mask where nothing is allowed it throws. Synchronous: it costs about a
-   * millisecond.
+   * Picks the next token from the last logits. `mask` has one byte per token id (0 = not allowed)
+   * and a length between tokenizerVocabSize and vocabSize; ids past its end are not allowed. With
+   * a mask where nothing is allowed it throws. Same preconditions as getLogits(). Synchronous: it
+   * costs about a millisecond.
    */
   sample(params: NativeSamplerParams, mask?: Uint8Array | null): number;
   /** Drops cached tokens beyond n (prefix reuse). n must be <= length. */
   rewind(n: number): void;
-  /** Sets the atomic flag that eval() checks between chunks; eval() clears it when it starts. */
+  /**
+   * Sets the atomic flag that eval() checks before each chunk; eval() clears it when it is called.
+   * A no-op after dispose().
+   */
   cancel(): void;
-  /** Serializes the KV cache of the first n tokens (default: all). */
+  /**
+   * Serializes the KV cache of the first n tokens (default: all) with the model's geometry and
+   * weights fingerprint; the last logits are included when n == length.
+   */
   saveState(n?: number): Promise<Uint8Array>;
+  /** Restores a saveState() result; rejects a state from another model (INVALID_ARGUMENT). */
   loadState(state: Uint8Array): Promise<void>;
   /** Frees the KV cache. Safe to call twice; later calls of other methods throw. */
   dispose(): void;
@@ -127,13 +141,19 @@ export interface NativeTesting {
   attention(q: Float32Array, k: Float32Array, v: Float32Array, nHeads: number, nKvHeads: number, headDim: number, T: number): Float32Array;
   /** y [rows] = W [rows, cols] · x [cols] with W given in `dtype` bytes. */
   matVec(weights: Uint8Array, dtype: NativeDtype, rows: number, cols: number, x: Float32Array): Float32Array;
+  /** y [tokens, rows] = x [tokens, cols] · Wᵀ with the prefill kernel. */
+  matMul(weights: Uint8Array, dtype: NativeDtype, rows: number, cols: number, x: Float32Array, tokens: number): Float32Array;
 }
 
 export interface NativeAddon {
   loadModel(spec: NativeModelSpec): Promise<NativeModel>;
   /** Routes native log lines to JS (level 0 error .. 3 debug). Native code never prints. */
   setLogger(callback: ((level: number, message: string) => void) | null): void;
-  /** SIMD path chosen at run time: "avx512bf16", "avx512", "avx2", "neon" or "portable". */
+  /**
+   * SIMD path chosen at run time: "avx512", "avx2", "neon" or "portable". The environment variable
+   * NESSO_MCP_SIMD forces one (read at each loadModel() and testing call); an unsupported choice
+   * falls back to the best path with a warning.
+   */
   simdPath(): string;
   /** Physical core count as the addon detects it. */
   physicalCores(): number;

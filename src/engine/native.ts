@@ -1,0 +1,210 @@
+// Loads the native addon (native/build/Release/nesso_native.node) once, routes its log lines to the
+// stderr logger and maps its errors onto NessoError codes. No other file touches the addon
+// directly: the rest of the package uses the NativeAddon this file returns.
+//
+// Native errors arrive as `Error("[CODE] operation: detail")`; the code becomes NessoError.code
+// and the rest becomes the message.
+
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DisposedError, NessoError, type NessoErrorCode } from "../errors.js";
+import { createLogger, LogLevel } from "../logger.js";
+import type {
+  NativeAddon,
+  NativeContext,
+  NativeEvalResult,
+  NativeModel,
+  NativeModelConfig,
+  NativeModelSpec,
+  NativeSamplerParams,
+  NativeTesting,
+} from "./native-api.js";
+
+const log = createLogger("native");
+
+const addonRelativePath = join("native", "build", "Release", "nesso_native.node");
+
+/** Codes the native side puts in its "[CODE] …" prefix. */
+const nativeErrorCodes: ReadonlySet<NessoErrorCode> = new Set<NessoErrorCode>([
+  "INVALID_ARGUMENT",
+  "MODEL_NOT_FOUND",
+  "INVALID_MODEL",
+  "UNSUPPORTED",
+  "CONTEXT_FULL",
+  "DISPOSED",
+  "INTERNAL",
+]);
+
+/**
+ * Converts an error thrown or rejected by the addon into a NessoError (DisposedError for code
+ * DISPOSED). Errors without a "[CODE] " prefix are returned unchanged.
+ */
+export function mapNativeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(error.message);
+  if (!match || !nativeErrorCodes.has(match[1] as NessoErrorCode)) return error;
+  const code = match[1] as NessoErrorCode;
+  const message = match[2];
+  if (code === "DISPOSED") return new DisposedError(message);
+  return new NessoError(code, message, { cause: error });
+}
+
+function callNative<T>(operation: () => T): T {
+  try {
+    return operation();
+  } catch (error) {
+    throw mapNativeError(error);
+  }
+}
+
+async function callNativeAsync<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw mapNativeError(error);
+  }
+}
+
+/** A NativeContext whose failures are NessoErrors. */
+class MappedContext implements NativeContext {
+  constructor(private readonly raw: NativeContext) {}
+
+  get contextSize(): number {
+    return this.raw.contextSize;
+  }
+
+  get length(): number {
+    return this.raw.length;
+  }
+
+  eval(tokens: Int32Array, options?: { chunkSize?: number }): Promise<NativeEvalResult> {
+    return callNativeAsync(() => this.raw.eval(tokens, options));
+  }
+
+  getLogits(): Float32Array {
+    return callNative(() => this.raw.getLogits());
+  }
+
+  sample(params: NativeSamplerParams, mask?: Uint8Array | null): number {
+    return callNative(() => this.raw.sample(params, mask));
+  }
+
+  rewind(n: number): void {
+    callNative(() => this.raw.rewind(n));
+  }
+
+  cancel(): void {
+    callNative(() => this.raw.cancel());
+  }
+
+  saveState(n?: number): Promise<Uint8Array> {
+    return callNativeAsync(() => this.raw.saveState(n));
+  }
+
+  loadState(state: Uint8Array): Promise<void> {
+    return callNativeAsync(() => this.raw.loadState(state));
+  }
+
+  dispose(): void {
+    callNative(() => this.raw.dispose());
+  }
+}
+
+/** A NativeModel whose failures are NessoErrors and whose contexts are MappedContexts. */
+class MappedModel implements NativeModel {
+  constructor(private readonly raw: NativeModel) {}
+
+  get config(): NativeModelConfig {
+    return this.raw.config;
+  }
+
+  get threads(): number {
+    return this.raw.threads;
+  }
+
+  createContext(options: { contextSize: number }): NativeContext {
+    return new MappedContext(callNative(() => this.raw.createContext(options)));
+  }
+
+  dispose(): void {
+    callNative(() => this.raw.dispose());
+  }
+}
+
+function mapTesting(raw: NativeTesting): NativeTesting {
+  return {
+    rmsNorm: (x, weight, eps) => callNative(() => raw.rmsNorm(x, weight, eps)),
+    rope: (x, position, theta, traditional, freqFactors) =>
+      callNative(() => raw.rope(x, position, theta, traditional, freqFactors)),
+    attention: (q, k, v, nHeads, nKvHeads, headDim, T) =>
+      callNative(() => raw.attention(q, k, v, nHeads, nKvHeads, headDim, T)),
+    matVec: (weights, dtype, rows, cols, x) => callNative(() => raw.matVec(weights, dtype, rows, cols, x)),
+    matMul: (weights, dtype, rows, cols, x, tokens) =>
+      callNative(() => raw.matMul(weights, dtype, rows, cols, x, tokens)),
+  };
+}
+
+/** Candidate package roots: src/engine/ under tsx, dist/src/engine/ when compiled. */
+function addonCandidates(): string[] {
+  const moduleDir = dirname(fileURLToPath(import.meta.url));
+  return [resolve(moduleDir, "../.."), resolve(moduleDir, "../../..")].map((root) => join(root, addonRelativePath));
+}
+
+function forwardLogLine(level: number, message: string): void {
+  switch (level as LogLevel) {
+    case LogLevel.Error:
+      log.error(message);
+      break;
+    case LogLevel.Warn:
+      log.warn(message);
+      break;
+    case LogLevel.Info:
+      log.info(message);
+      break;
+    default:
+      log.debug(message);
+  }
+}
+
+let loaded: NativeAddon | undefined;
+
+/**
+ * Returns the native addon, loading it on first use and installing the log callback. Throws an
+ * INTERNAL NessoError naming the paths it tried when the addon has not been built.
+ */
+export function loadNativeAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const candidates = addonCandidates();
+  const path = candidates.find((candidate) => existsSync(candidate));
+  if (path === undefined) {
+    throw new NessoError(
+      "INTERNAL",
+      `native addon not found (looked for ${candidates.join(" and ")}); build it with \`npm run build:native\``,
+    );
+  }
+
+  let raw: NativeAddon;
+  try {
+    raw = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (error) {
+    throw new NessoError(
+      "INTERNAL",
+      `native addon ${path} failed to load: ${(error as Error).message} (rebuild it with \`npm run build:native\`)`,
+      { cause: error },
+    );
+  }
+  raw.setLogger(forwardLogLine);
+
+  loaded = {
+    loadModel: async (spec: NativeModelSpec) => new MappedModel(await callNativeAsync(() => raw.loadModel(spec))),
+    // null restores the default route to the "native" logger, which filters by level itself.
+    setLogger: (callback) => callNative(() => raw.setLogger(callback ?? forwardLogLine)),
+    simdPath: () => raw.simdPath(),
+    physicalCores: () => raw.physicalCores(),
+    testing: mapTesting(raw.testing),
+  };
+  log.debug(() => `loaded ${path} (${raw.simdPath()} kernels, ${raw.physicalCores()} physical cores)`);
+  return loaded;
+}
