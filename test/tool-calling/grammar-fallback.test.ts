@@ -1,5 +1,5 @@
-// Schemas the compiler cannot handle: they raise a clear error or warning and fall back, never
-// crash or hang; unsupported keywords are dropped with a record instead of loosening silently.
+// Schemas the compiler cannot handle raise a clear error or warning and fall back, so they never
+// crash or hang. Unsupported keywords are dropped with a record instead of loosening silently.
 
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LogLevel, getLogLevel, setLogLevel, setLogSink } from "../../src/logger.js";

@@ -51,7 +51,7 @@ export function seededRandom(seed: number): () => number {
 const CLOSERS = new Set([0x22, 0x5d, 0x7d]);
 
 /**
- * Walks the recognizer by random allowed bytes until it accepts (and a coin says stop) or nothing
+ * Walks the recognizer by random allowed bytes until it accepts (and a coin flip ends the walk) or nothing
  * more is allowed. Closing bytes are preferred with probability `closeBias` so values stay small.
  * Returns the bytes, or throws when `maxBytes` is reached.
  */
@@ -94,12 +94,12 @@ export function createAjvDraft07(): Ajv {
   return ajv;
 }
 
-/** The plain Llama-3 vocabulary (128,256 ids, 256 added tokens). */
+/** Loads the plain Llama-3 vocabulary (128,256 ids, 256 added tokens). */
 export function llama3Vocabulary(): Vocabulary {
   return Vocabulary.fromTokenizerJson(tokenizerJSON);
 }
 
-/** Nesso's vocabulary: Llama-3 plus `<|im_end|>`, `<|im_start|>` and the tool tags as added tokens. */
+/** Loads Nesso's vocabulary: Llama-3 plus `<|im_end|>`, `<|im_start|>` and the tool tags as added tokens. */
 export function nessoVocabulary(): Vocabulary {
   return Vocabulary.fromTokenizerJson(nessoTokenizerJson());
 }

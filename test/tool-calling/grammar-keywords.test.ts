@@ -331,8 +331,8 @@ describe("JSON Schema keywords on the byte recognizer", () => {
         expect(validate(JSON.parse(text)), `ajv should accept ${text}: ${ajv.errorsText(validate.errors)}`).toBe(true);
       }
       for (const text of testCase.reject) {
-        const shown = typeof text === "string" ? text : `bytes ${Buffer.from(text).toString("hex")}`;
-        expect(matches(runtime, text), `should reject ${shown}`).toBe(false);
+        const description = typeof text === "string" ? text : `bytes ${Buffer.from(text).toString("hex")}`;
+        expect(matches(runtime, text), `should reject ${description}`).toBe(false);
       }
     });
   }

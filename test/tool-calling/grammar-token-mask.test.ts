@@ -1,7 +1,7 @@
-// Token masks over the real Llama-3 vocabulary (plus Nesso's added tokens): masks agree with
-// checking every token one by one, tokens that span grammar elements and UTF-8 characters split
-// across tokens are handled, special tokens appear only where the grammar puts them, and random
-// token walks under the mask produce JSON that validates.
+// Token masks over the real Llama-3 vocabulary plus Nesso's added tokens. Masks must agree with
+// checking every token one by one and handle tokens that span grammar elements or split a UTF-8
+// character. Special tokens appear only where the grammar puts them, and random token walks under
+// the mask must produce JSON that validates.
 
 import { beforeAll, describe, expect, it } from "vitest";
 import { JsonOutputGrammar } from "../../src/tool-calling/grammar/json-output-grammar.js";
@@ -15,7 +15,7 @@ import { compileValue, createAjv2020, nessoVocabulary, seededRandom } from "./gr
 let vocabulary: Vocabulary;
 const tokenIdByBytes = new Map<string, number>();
 
-/** The id of the ordinary token whose bytes are exactly `text` (UTF-8) or `bytes`. */
+/** Returns the id of the ordinary token whose bytes are exactly `text` (UTF-8 or a byte list). */
 function tokenId(text: string | number[]): number {
   const key = Buffer.from(typeof text === "string" ? Buffer.from(text, "utf8") : Uint8Array.from(text)).toString("latin1");
   const id = tokenIdByBytes.get(key);
@@ -274,7 +274,8 @@ describe("grammar IR", () => {
     const copy = grammarFromJson(JSON.parse(JSON.stringify(grammarToJson(grammar))));
     expect(copy).toEqual(grammar);
     const recognizer = new ByteRecognizer(new GrammarRuntime(copy));
-    expect(recognizer.acceptBytes('{"n": 9}') && recognizer.isAccepting()).toBe(true);
+    expect(recognizer.acceptBytes('{"n": 9}')).toBe(true);
+    expect(recognizer.isAccepting()).toBe(true);
   });
 
   it("rejects JSON with an out-of-range rule reference", () => {

@@ -182,6 +182,11 @@ describe("tool-call constraint with added tag tokens", () => {
     const validators = new Map(tools.map((t) => [t.name, ajv.compile(t.inputSchema)]));
     const grammar = ToolCallGrammar.compile({ tools, vocabulary: nesso, maxStringLength: 16, maxArrayItems: 3, maxWhitespace: 1, maxCalls: 2 });
     const random = seededRandom(99);
+    const tagNames = new Map([
+      [open, "<tool_call>"],
+      [close, "</tool_call>"],
+      [imEnd, "<|im_end|>"],
+    ]);
     for (let walk = 0; walk < 6; walk++) {
       const constraint = grammar.createConstraint("required");
       const pieces: string[] = [];
@@ -200,7 +205,7 @@ describe("tool-call constraint with added tag tokens", () => {
         if (tokenBytes) bytes.push(...tokenBytes);
         else {
           flush();
-          pieces.push(id === open ? "<tool_call>" : id === close ? "</tool_call>" : id === imEnd ? "<|im_end|>" : `<${id}>`);
+          pieces.push(tagNames.get(id) ?? `<${id}>`);
         }
       }
       flush();

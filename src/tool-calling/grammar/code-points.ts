@@ -75,7 +75,7 @@ export function withAsciiCaseVariants(set: CodePointSet): CodePointSet {
 export type Utf8Sequence = Array<[number, number]>;
 
 /**
- * Splits a set of scalar values into UTF-8 byte-range sequences; every byte string matched by one
+ * Splits a set of scalar values into UTF-8 byte-range sequences. Every byte string matched by one
  * of the sequences is the encoding of exactly one member. Surrogates are removed first.
  */
 export function utf8Sequences(set: CodePointSet): Utf8Sequence[] {

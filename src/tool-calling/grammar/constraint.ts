@@ -1,5 +1,5 @@
-// A TokenConstraint driven by a compiled grammar: the decode loop asks for the mask, samples, and
-// reports the chosen token back through accept().
+// A TokenConstraint driven by a compiled grammar. The decode loop reads the mask, samples a token
+// and passes it back through accept().
 
 import type { TokenConstraint } from "../../engine/types.js";
 import { createLogger } from "../../logger.js";
@@ -47,7 +47,7 @@ export class GrammarConstraint implements TokenConstraint {
     this.recognizer = recognizer ?? new ByteRecognizer(grammar.runtime);
   }
 
-  /** Why the constraint stopped constraining, or null while it is active. */
+  /** Reason the constraint stopped constraining, or null while it is active. */
   get failure(): string | null {
     return this.failedReason;
   }

@@ -191,7 +191,7 @@ export class GrammarBuilder {
   }
 }
 
-/** An element can finish when it is a terminal, a repetition that may be skipped, or a productive rule. */
+/** Marks the rules that can finish. An element can finish when it is a terminal, a repetition that may be skipped, or a productive rule. */
 function productiveRules(rules: Element[][][]): boolean[] {
   const productive = new Array<boolean>(rules.length).fill(false);
   const elementProductive = (element: Element) =>
@@ -211,7 +211,7 @@ function productiveRules(rules: Element[][][]): boolean[] {
 
 /** Drops alternatives that can never finish and turns optional references to such rules into no-ops. */
 function pruneUnproductive(alternatives: Element[][], productive: boolean[]): Element[][] {
-  const kept: Element[][] = [];
+  const productiveAlternatives: Element[][] = [];
   for (const alternative of alternatives) {
     const elements: Element[] = [];
     let dead = false;
@@ -225,9 +225,9 @@ function pruneUnproductive(alternatives: Element[][], productive: boolean[]): El
         break;
       }
     }
-    if (!dead) kept.push(elements);
+    if (!dead) productiveAlternatives.push(elements);
   }
-  return kept;
+  return productiveAlternatives;
 }
 
 function nullableRules(rules: Element[][][]): boolean[] {
@@ -414,7 +414,7 @@ export function formatGrammar(grammar: GrammarIR): string {
   return lines.join("\n");
 }
 
-/** The grammar as plain JSON (typed arrays become number arrays), e.g. to store or send it. */
+/** Converts the grammar to plain JSON (typed arrays become number arrays), e.g. to store or send it. */
 export function grammarToJson(grammar: GrammarIR): Record<string, unknown> {
   return {
     version: grammar.version,
@@ -454,8 +454,8 @@ export function grammarFromJson(json: Record<string, unknown>): GrammarIR {
   };
   const rules = grammar.ruleAltStart.length - 1;
   const elements = grammar.elementKind.length;
-  const fail = (what: string) => {
-    throw new GrammarBuildError(`grammar JSON: ${what}`);
+  const fail = (problem: string) => {
+    throw new GrammarBuildError(`grammar JSON: ${problem}`);
   };
   if (rules < 1 || grammar.ruleNames.length !== rules) fail(`ruleNames has ${grammar.ruleNames.length} entries for ${rules} rules`);
   if (!(grammar.root >= 0 && grammar.root < rules)) fail(`root ${grammar.root} is not a rule index below ${rules}`);

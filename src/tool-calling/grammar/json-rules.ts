@@ -100,7 +100,7 @@ export class JsonRules {
    * A rule matching one string character whose decoded code point is in `set`, written raw (UTF-8)
    * when JSON allows it and escaped when it must be. With `unicodeEscapes`, `\uXXXX` escapes of any
    * non-surrogate code point in the Basic Multilingual Plane are accepted too (only valid when the
-   * set holds all of them).
+   * set contains all of them).
    */
   character(set: CodePointSet, unicodeEscapes = false): number {
     const key = `char:${unicodeEscapes}:${JSON.stringify(set)}`;
@@ -132,7 +132,7 @@ export class JsonRules {
     return this.character(ALL_SCALARS, true);
   }
 
-  /** A JSON string of `minLength` to `maxLength` characters (null: up to maxStringLength). */
+  /** Returns a rule for a JSON string of `minLength` to `maxLength` characters (null: up to maxStringLength). */
   string(minLength = 0, maxLength: number | null = null): number {
     const max = maxLength ?? Math.max(minLength, this.options.maxStringLength);
     return this.cached(`string:${minLength}:${max}`, () =>
@@ -140,12 +140,12 @@ export class JsonRules {
     );
   }
 
-  /** A JSON string whose content matches `content` (a rule over string characters). */
+  /** Returns a rule for a JSON string whose content matches `content` (a rule over string characters). */
   stringOf(content: number, name: string): number {
     return this.builder.add(name, [[...literal('"'), ref(content), ...literal('"')]]);
   }
 
-  /** An integer in [low, high]; null bounds are open. */
+  /** Returns a rule for an integer in [low, high], where a null bound is open. */
   integer(low: bigint | null = null, high: bigint | null = null): number {
     return this.cached(`integer:${low}:${high}`, () =>
       this.builder.add("integer", integerRange(low, high, this.options.maxIntegerDigits)),
@@ -165,7 +165,7 @@ export class JsonRules {
     });
   }
 
-  /** A JSON number inside the bounds, without exponent; see decimalRange for what is left out. */
+  /** Returns a rule for a JSON number inside the bounds, without exponent (decimalRange lists what it leaves out). */
   boundedNumber(bounds: DecimalBounds): number {
     const key = `number:${JSON.stringify(bounds)}`;
     return this.cached(key, () =>
@@ -173,7 +173,7 @@ export class JsonRules {
     );
   }
 
-  /** The literal JSON text of a constant value. */
+  /** Returns a rule for the literal JSON text of a constant value. */
   constant(value: unknown): number {
     const text = JSON.stringify(value);
     return this.cached(`const:${text}`, () => this.builder.add("const", [literal(text)]));

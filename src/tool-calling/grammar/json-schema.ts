@@ -170,7 +170,7 @@ export class JsonSchemaCompiler {
     return this.builder.add("value", alternatives);
   }
 
-  /** The types a value may have, in the order alternatives are offered. */
+  /** Returns the types a value may have, in the order the alternatives are offered. */
   private typesOf(schema: Schema, path: string): TypeName[] {
     const declared = schema.type;
     let types: TypeName[];
@@ -347,7 +347,7 @@ export class JsonSchemaCompiler {
     return this.builder.add("object", [[...literal("{"), ws(), ref(fromStart), ...literal("}")]]);
   }
 
-  /** A JSON string (with quotes) whose decoded value is none of `names`. */
+  /** Returns a rule for a JSON string (with quotes) whose decoded value differs from every entry of `names`. */
   private keyNotIn(names: string[]): number {
     const unique = [...new Set(names)];
     if (unique.length === 0) return this.rules.string();

@@ -286,7 +286,7 @@ class Parser {
   }
 }
 
-/** Whether a node can match the empty string. */
+/** Returns whether a node can match the empty string. */
 function nullable(node: Node): boolean {
   switch (node.kind) {
     case "chars":

@@ -25,8 +25,8 @@ export const TOOL_CALL_OPEN = "<tool_call>";
 export const TOOL_CALL_CLOSE = "</tool_call>";
 
 /**
- * How tool calls are constrained: `auto` leaves text free until the model opens `<tool_call>`,
- * `required` makes the turn start with a call, `none` constrains nothing.
+ * Tool-call mode. `auto` leaves text free until the model opens `<tool_call>`, `required` makes
+ * the turn start with a call, and `none` constrains nothing.
  */
 export type ToolChoice = "auto" | "required" | "none";
 
@@ -93,7 +93,7 @@ export class ToolCallGrammar implements CompiledTokenGrammar {
       }
     }
     // Left recursion and unsatisfiable schemas show up only when rules are validated. Checking
-    // all tools at once is cheap; only when that fails is each tool checked on its own, so that
+    // all tools at once is cheap. Only when that fails is each tool checked on its own, so that
     // a broken schema falls back alone instead of failing the whole grammar.
     try {
       builder.validate(builder.add("all-arguments", [compiled.map(({ args }) => ref(args))]));
@@ -161,7 +161,7 @@ export class ToolCallGrammar implements CompiledTokenGrammar {
     return constraint;
   }
 
-  /** The recognizer right after `<tool_call>`, where `auto` mode starts constraining. */
+  /** Returns a recognizer positioned right after `<tool_call>`, where `auto` mode starts constraining. */
   recognizerAfterOpen(): ByteRecognizer {
     const recognizer = new ByteRecognizer(this.runtime);
     const accepted = this.openToken !== undefined ? recognizer.acceptToken(this.openToken) : recognizer.acceptBytes(this.openBytes);
@@ -264,7 +264,7 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
 
 
 
-/** What the agent loop passes when it needs a constraint for the greedy part of a tool call. */
+/** Request of the agent loop for a constraint on the greedy part of a tool call. */
 export interface ToolCallConstraintRequest {
   tools: ReadonlyArray<ChatToolDefinition>;
   textAfterOpenTag: string;
