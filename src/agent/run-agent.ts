@@ -197,6 +197,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       emit({ type: "context", step, droppedMessages: fit.droppedMessages, promptTokens: fit.promptTokens, contextSize: model.contextSize });
     }
 
+    log.debug(() => `step ${step}: prompt of ${fit.promptTokens} tokens offers tools: ${offeredToolNames.join(", ") || "none"}`);
     const turn = await generateTurn({
       model,
       prompt: fit.prompt,
