@@ -29,7 +29,8 @@ std::string describe(const Napi::Value& value) {
   if (value.IsUndefined()) return "undefined";
   if (value.IsNull()) return "null";
   if (value.IsBoolean()) return value.As<Napi::Boolean>().Value() ? "true" : "false";
-  if (value.IsNumber()) return concat(value.As<Napi::Number>().DoubleValue());
+  // JS formatting (NaN, Infinity, 1e-7), as the caller wrote the value.
+  if (value.IsNumber()) return value.ToString().Utf8Value();
   if (value.IsString()) {
     std::string text = value.As<Napi::String>().Utf8Value();
     if (text.size() > 40) text = text.substr(0, 40) + "…";

@@ -75,36 +75,57 @@ void applyTopP(std::vector<SamplerCandidate>& candidates, float topP) {
 
 int32_t sampleToken(const float* logits, size_t allowedVocabSize, const SamplerParams& params, const uint8_t* mask,
                     size_t maskLength, SamplerScratch& scratch) {
-  // Allowed candidates with their penalized logits. NaN and -inf logits are never chosen.
-  std::vector<float>& working = scratch.logits;
-  working.assign(logits, logits + allowedVocabSize);
-  applyRepeatPenalty(working, params);
-  std::vector<SamplerCandidate>& candidates = scratch.candidates;
-  candidates.clear();
-  for (size_t id = 0; id < allowedVocabSize; id++) {
-    if (mask != nullptr && (id >= maskLength || mask[id] == 0)) continue;
-    if (std::isnan(working[id]) || working[id] == -INFINITY) continue;
-    candidates.push_back({uint32_t(id), working[id], 0.0f});
+  // The penalty works on a copy, made only when it applies.
+  const float* values = logits;
+  if (params.repeatPenalty != 1.0f && !params.penaltyTokens.empty()) {
+    scratch.logits.assign(logits, logits + allowedVocabSize);
+    applyRepeatPenalty(scratch.logits, params);
+    values = scratch.logits.data();
   }
-  if (candidates.empty()) {
+  // NaN and -inf logits are never chosen (NaN > -inf is false).
+  auto allowed = [&](size_t id) {
+    return (mask == nullptr || (id < maskLength && mask[id] != 0)) && values[id] > -INFINITY;
+  };
+  auto nothingAllowed = [&]() {
     fail(ErrorCode::InvalidArgument, "sample: no token is allowed (the mask forbids all ", allowedVocabSize,
          " ids or every allowed logit is -inf); allow at least one id");
-  }
+  };
 
   // Greedy: the highest logit, the lowest id on ties.
   if (params.temperature <= 0.0f) {
-    const SamplerCandidate* best = &candidates[0];
-    for (const SamplerCandidate& candidate : candidates) {
-      if (candidate.logit > best->logit) best = &candidate;
+    size_t best = allowedVocabSize;
+    for (size_t id = 0; id < allowedVocabSize; id++) {
+      if (allowed(id) && (best == allowedVocabSize || values[id] > values[best])) best = id;
     }
-    return int32_t(best->id);
+    if (best == allowedVocabSize) nothingAllowed();
+    return int32_t(best);
   }
 
-  // Top-k keeps the k highest logits.
-  if (params.topK > 0 && size_t(params.topK) < candidates.size()) {
-    sortLeading(candidates, size_t(params.topK));
-    candidates.resize(size_t(params.topK));
+  // Candidates: the top k in descending order when top-k is on (a bounded heap whose front is the
+  // weakest kept candidate), else every allowed id.
+  std::vector<SamplerCandidate>& candidates = scratch.candidates;
+  candidates.clear();
+  const size_t topK = size_t(params.topK);
+  if (topK > 0 && topK < allowedVocabSize) {
+    for (size_t id = 0; id < allowedVocabSize; id++) {
+      if (!allowed(id)) continue;
+      SamplerCandidate candidate{uint32_t(id), values[id], 0.0f};
+      if (candidates.size() < topK) {
+        candidates.push_back(candidate);
+        std::push_heap(candidates.begin(), candidates.end(), ranksHigher);
+      } else if (ranksHigher(candidate, candidates.front())) {
+        std::pop_heap(candidates.begin(), candidates.end(), ranksHigher);
+        candidates.back() = candidate;
+        std::push_heap(candidates.begin(), candidates.end(), ranksHigher);
+      }
+    }
+    std::sort_heap(candidates.begin(), candidates.end(), ranksHigher);
+  } else {
+    for (size_t id = 0; id < allowedVocabSize; id++) {
+      if (allowed(id)) candidates.push_back({uint32_t(id), values[id], 0.0f});
+    }
   }
+  if (candidates.empty()) nothingAllowed();
 
   // Softmax of logit / temperature over the candidates.
   float maxLogit = -INFINITY;
