@@ -59,7 +59,6 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       loadModel: dependencies.loadModel ?? createModelLoader(options),
       host,
       runAgent: dependencies.runAgent ?? (await loadDefaultAgentRunner()),
-      createJsonConstraint: dependencies.createJsonConstraint,
     },
     options,
   );

@@ -24,6 +24,7 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
   return async (signal: AbortSignal): Promise<LoadedModel> => {
     const { resolveModelReference } = await import("../hub/index.js");
     const { EngineChatModel, Model } = await import("../engine/index.js");
+    const { createJsonConstraintBuilder } = await import("./json-constraint.js");
 
     const reference = await resolveModelReference(options.model, { revision: options.revision });
     const model = await Model.load(reference.dir, { threads: options.threads, signal });
@@ -59,6 +60,7 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
         contextSize: chatModel.contextSize,
         threads: model.threads,
       },
+      createJsonConstraint: createJsonConstraintBuilder(model.dir, config.vocabSize),
       dispose: () => {
         chatModel.dispose();
         model.dispose();

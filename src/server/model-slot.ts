@@ -2,7 +2,7 @@
 // `tools/list` are answered at once while the weights load.
 
 import { DisposedError, NessoError } from "../errors.js";
-import type { ChatModel } from "../engine/types.js";
+import type { ChatModel, TokenConstraint } from "../engine/types.js";
 import { createLogger } from "../logger.js";
 import { EngineLock, lockedChatModel } from "./engine-lock.js";
 
@@ -28,6 +28,11 @@ export interface ModelInfo {
 export interface LoadedModel {
   chatModel: ChatModel;
   info: ModelInfo;
+  /**
+   * Builds a token constraint that makes the output one JSON value valid for `schema`, or returns
+   * undefined for a schema the grammar engine cannot compile. Absent when the model offers none.
+   */
+  createJsonConstraint?: (schema: Record<string, unknown>) => TokenConstraint | undefined;
   /** Frees the session and the weights. */
   dispose(): void | Promise<void>;
 }
@@ -63,6 +68,11 @@ export class ModelSlot {
   /** Info of the loaded model, or undefined before it is ready. */
   get info(): ModelInfo | undefined {
     return this.#loaded?.info;
+  }
+
+  /** The loaded model's JSON constraint builder, if it has one. */
+  get createJsonConstraint(): LoadedModel["createJsonConstraint"] {
+    return this.#loaded?.createJsonConstraint;
   }
 
   /** Why the last load failed, while the state is "failed". */

@@ -7,7 +7,7 @@ import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/proto
 
 import type { ApprovalPolicy } from "../agent/approval.js";
 import { DisposedError, NessoError } from "../errors.js";
-import type { ChatModel, TokenConstraint } from "../engine/types.js";
+import type { ChatModel } from "../engine/types.js";
 import type { ServerStatus } from "../host/connection.js";
 import type { SamplingHandler } from "../host/session.js";
 import type { ToolExecutor } from "../host/types.js";
@@ -49,14 +49,8 @@ export interface RuntimeDependencies {
   loadModel: ModelLoader;
   /** The host of mcp.json; without one the `agent` tool runs with no tools. */
   host?: ServerHost;
-  /** The agent loop; without one the `agent` tool answers with an error. */
+  /** The agent loop; without one the `agent` tool returns an error result. */
   runAgent?: AgentRunner;
-  /**
-   * Builds a token constraint that makes the model's output valid JSON for a JSON Schema, or
-   * returns undefined for a schema it cannot constrain. Without it `extract` relies on validation
-   * and retries.
-   */
-  createJsonConstraint?: (schema: Record<string, unknown>) => TokenConstraint | undefined;
 }
 
 /** What a tool handler receives for its turn on the engine. */
@@ -72,7 +66,6 @@ export class ServerRuntime {
   readonly queue: RequestQueue;
   readonly host: ServerHost | undefined;
   readonly runAgent: AgentRunner | undefined;
-  readonly createJsonConstraint: RuntimeDependencies["createJsonConstraint"];
   readonly requestTimeoutMs: number;
   readonly progressEveryTokens: number;
   readonly queueHeartbeatMs: number;
@@ -86,7 +79,6 @@ export class ServerRuntime {
     this.queue = new RequestQueue({ maxWaiting: options.queueLimit ?? serverDefaults.queueLimit });
     this.host = dependencies.host;
     this.runAgent = dependencies.runAgent;
-    this.createJsonConstraint = dependencies.createJsonConstraint;
     this.requestTimeoutMs = options.requestTimeoutMs ?? serverDefaults.requestTimeoutMs;
     this.progressEveryTokens = options.progressEveryTokens ?? serverDefaults.progressEveryTokens;
     this.queueHeartbeatMs = options.queueHeartbeatMs ?? serverDefaults.queueHeartbeatMs;

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResult, ProgressNotification } from "@modelcontextprotocol/sdk/types.js";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { expect, it } from "vitest";
 
 const require = createRequire(import.meta.url);
@@ -93,6 +94,27 @@ export function defineServeChecks(client: () => Client): void {
     const next = (await client().callTool({ name: "generate", arguments: { prompt: "Ciao", max_tokens: 2 } })) as CallToolResult;
     expect(next.isError, textOf(next)).toBeFalsy();
     expect(Date.now() - cancelledAt).toBeLessThan(3_000);
+  });
+
+  it("extracts schema-valid JSON with the grammar", async () => {
+    const schema = {
+      type: "object",
+      properties: { città: { type: "string", maxLength: 24 }, abitanti: { type: "integer", minimum: 0, maximum: 10_000_000 } },
+      required: ["città", "abitanti"],
+      additionalProperties: false,
+    };
+    const result = (await client().callTool(
+      { name: "extract", arguments: { text: "Perugia, capoluogo dell'Umbria, ha circa 162.000 abitanti.", schema, max_tokens: 200 } },
+      undefined,
+      { timeout: 120_000 },
+    )) as CallToolResult;
+    expect(result.isError, textOf(result)).toBeFalsy();
+    const output = result.structuredContent as { data: unknown; attempts: number };
+    // An independent ajv instance checks what the server claims, whatever the random model wrote.
+    const validate = new Ajv2020({ strict: false }).compile(schema);
+    expect(validate(output.data), JSON.stringify(validate.errors)).toBe(true);
+    expect(output.attempts).toBe(1);
+    expect(JSON.parse(textOf(result))).toEqual(output.data);
   });
 
   it("reports invalid arguments as a tool error", async () => {

@@ -1,7 +1,7 @@
 // The `extract` tool: JSON that validates against a caller's JSON Schema, drawn from a text by the
-// local model. Invalid output is sent back to the model with the violations, a bounded number of
-// times; a token constraint built from the schema, when one is available, makes the JSON valid by
-// construction.
+// local model. A grammar built from the schema constrains every token when the grammar engine can
+// compile the schema. Output that still fails ajv validation (a cut-off value, a schema keyword the
+// grammar does not enforce) goes back to the model with the violations, a bounded number of times.
 
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
@@ -41,7 +41,8 @@ export function registerExtractTool(server: McpServer, runtime: ServerRuntime): 
       description:
         "Extracts structured data from a text with the local Nesso-0.4B model and returns JSON that validates against the JSON Schema you give. " +
         "Keep schemas small and flat, with short property names; the model is small and its context holds 4,096 tokens (text, schema and output together). " +
-        "Invalid output is retried; when no attempt validates, the result is an error that lists the violations.",
+        "The output is constrained to the schema while it is generated and validated afterwards; invalid output is retried, " +
+        "and when no attempt validates, the result is an error that lists the violations.",
       inputSchema: inputShape,
       outputSchema: outputShape,
       annotations: { title: "Extract JSON from text", readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
@@ -96,7 +97,7 @@ async function extract(runtime: ServerRuntime, context: RequestContext, args: Ex
       );
     }
 
-    const constraint = runtime.createJsonConstraint?.(args.schema);
+    const constraint = runtime.models.createJsonConstraint?.(args.schema);
     let output = "";
     for await (const record of model.generate(prompt, { maxTokens: args.max_tokens ?? defaultMaxTokens, temperature: 0, signal, constraint })) {
       if (record.kind === "finish") {
