@@ -2,7 +2,7 @@
 // reject. Every accepted text is also checked with ajv, so the grammar never accepts an invalid value.
 
 import { describe, expect, it } from "vitest";
-import { ByteRecognizer } from "../../src/tool-calling/grammar/recognizer.js";
+import { ByteRecognizer, GrammarRuntime } from "../../src/tool-calling/grammar/recognizer.js";
 import { compileValue, createAjv2020, matches } from "./grammar-helpers.js";
 
 interface KeywordCase {
@@ -368,6 +368,17 @@ describe("ByteRecognizer", () => {
     expect(recognizer.state).toBe(before);
     expect(recognizer.acceptBytes('"k":"nope"')).toBe(false);
     expect(recognizer.state).toBe(before);
+  });
+
+  it("keeps working after dropping its state tables", () => {
+    const small = new GrammarRuntime(runtime.grammar, { stateLimit: 4 });
+    for (const text of ['{"k":"sì"}', '{ "k" : "no" }', '{"k":"sì"}']) {
+      const recognizer = new ByteRecognizer(small);
+      expect(recognizer.acceptBytes(text), text).toBe(true);
+      expect(recognizer.isAccepting(), text).toBe(true);
+    }
+    expect(small.stateCount).toBeLessThanOrEqual(4);
+    expect(matches(small, '{"k":"si"}')).toBe(false);
   });
 
   it("accepts a multi-byte character split across calls", () => {

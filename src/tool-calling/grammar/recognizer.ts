@@ -265,6 +265,7 @@ export class GrammarRuntime {
     }
     this.initial.next = new Array(256);
     this.initial.tokenNext = null;
+    this.rootFrames.clear();
     this.states = new Map([[stateKey(this.initial.tops, this.initial.accepting), this.initial]]);
   }
 }

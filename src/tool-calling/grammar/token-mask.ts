@@ -14,6 +14,10 @@ export interface TokenMaskerOptions {
   cacheSize?: number;
 }
 
+// NOTE: a mask that misses the cache inside a JSON string visits nearly all of the ~275,000 trie
+// nodes of the Llama-3 vocabulary (about 7 ms in V8 on an idle 2-core x86_64 machine, measured with
+// the grammar-token-mask test). The native engine should precompute, per grammar position, the
+// tokens accepted or rejected whatever the stack below is, and walk only the rest at run time.
 export class TokenMasker {
   readonly vocabulary: Vocabulary;
   readonly runtime: GrammarRuntime;
@@ -58,19 +62,41 @@ export class TokenMasker {
     return mask;
   }
 
-  private walk(node: number, state: State, mask: Uint8Array): void {
+  /** Walks the trie depth-first with an explicit stack (one frame per trie depth), marking allowed tokens. */
+  private walk(root: number, rootState: State, mask: Uint8Array): void {
     const { nodeByte, subtreeEnd, tokenStart, tokenIds } = this.vocabulary.trie;
-    const end = subtreeEnd[node];
-    let child = node + 1;
-    while (child < end) {
+    const runtime = this.runtime;
+    const depth = this.vocabulary.maxTokenBytes + 1;
+    // Per depth: the parent node's subtree end, the next child to visit and the parent's state.
+    const ends = new Uint32Array(depth);
+    const nextChild = new Uint32Array(depth);
+    const states: State[] = new Array(depth);
+    let top = 0;
+    ends[0] = subtreeEnd[root];
+    nextChild[0] = root + 1;
+    states[0] = rootState;
+
+    while (top >= 0) {
+      const child = nextChild[top];
+      if (child >= ends[top]) {
+        top--;
+        continue;
+      }
+      const childEnd = subtreeEnd[child];
+      nextChild[top] = childEnd;
+      const state = states[top];
       const byte = nodeByte[child];
       let next = state.next[byte];
-      if (next === undefined) next = this.runtime.step(state, byte);
-      if (next !== null) {
-        for (let t = tokenStart[child]; t < tokenStart[child + 1]; t++) mask[tokenIds[t]] = 1;
-        if (subtreeEnd[child] > child + 1 && next.tops.length > 0) this.walk(child, next, mask);
+      if (next === undefined) next = runtime.step(state, byte);
+      if (next === null) continue;
+
+      for (let t = tokenStart[child]; t < tokenStart[child + 1]; t++) mask[tokenIds[t]] = 1;
+      if (childEnd > child + 1 && next.tops.length > 0) {
+        top++;
+        ends[top] = childEnd;
+        nextChild[top] = child + 1;
+        states[top] = next;
       }
-      child = subtreeEnd[child];
     }
   }
 }
