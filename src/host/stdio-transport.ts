@@ -134,6 +134,8 @@ export class StdioProcessTransport implements Transport {
       throw new NessoError("SERVER", `server "${server}": working directory ${cwd} does not exist or is not a directory (fix "cwd" in mcp.json)`);
     }
 
+    // NOTE: on Windows, npx and other .cmd launchers cannot be spawned without a shell; that case
+    // is not handled yet (cross-spawn does it for the SDK's transport).
     const child = spawn(command, [...args], {
       cwd,
       env: { ...process.env, ...this.#options.env },
@@ -209,8 +211,9 @@ export class StdioProcessTransport implements Transport {
     this.#stdout += this.#decoder.write(chunk);
     const maxLineLength = this.#options.maxLineLength ?? 32 * 1024 * 1024;
 
+    // Lines keep being delivered after an exit until the pipe is drained, but not after a failure.
     let newline = this.#stdout.indexOf("\n");
-    while (newline !== -1 && this.#state === "running") {
+    while (newline !== -1 && this.#state !== "closed" && this.#failure === undefined) {
       const line = this.#stdout.slice(0, newline).replace(/\r$/, "");
       this.#stdout = this.#stdout.slice(newline + 1);
       this.#handleLine(line);
@@ -275,7 +278,8 @@ export class StdioProcessTransport implements Transport {
     // any grandchildren left in the group in the background.
     this.#state = "closing";
     log.warn(`server "${this.#options.server}" ${formatExit(exit)}${this.#stderr.format(5)}`);
-    const drained = Promise.race([this.#stdoutEnded, delay(200)]);
+    // A grandchild may still hold stdout open, so the wait for the end of the pipe is bounded.
+    const drained = Promise.race([this.#stdoutEnded, delay(1000)]);
     this.#terminated = drained.then(async () => {
       this.#finish();
       await this.#shutDown(false);
@@ -283,8 +287,16 @@ export class StdioProcessTransport implements Transport {
     });
   }
 
-  /** Escalates stdin end → SIGTERM → SIGKILL until the process group has no running process. */
+  /** Escalates stdin end → SIGTERM → SIGKILL until the process group has no running process. Never rejects. */
   async #shutDown(closeStdin: boolean): Promise<void> {
+    try {
+      await this.#escalate(closeStdin);
+    } catch (error) {
+      log.error(`server "${this.#options.server}": ending process group ${this.#pgid} failed`, error);
+    }
+  }
+
+  async #escalate(closeStdin: boolean): Promise<void> {
     const pgid = this.#pgid;
     if (pgid === undefined) return;
     const stdinGraceMs = this.#options.stdinGraceMs ?? 2000;

@@ -88,6 +88,16 @@ describe("stdio server failures", () => {
     expect(await waitFor(() => !isRunning(serverPid) && !isRunning(grandchildPid))).toBe(true);
   });
 
+  it("delivers a reply written after the exit", async () => {
+    const { config, log } = scripted("brief", "serve");
+    const host = makeHost([config], { restart: { initialDelayMs: 50 } });
+    await host.start();
+
+    const result = await host.callTool("reply_after_exit", {});
+    expect(result.content).toEqual([{ type: "text", text: "last words" }]);
+    expect(await waitFor(() => startPids(log).length === 2 && host.servers()[0].state === "ready")).toBe(true);
+  });
+
   it("restarts a crashed server with backoff", async () => {
     const { config, log } = scripted("phoenix", "serve");
     const host = makeHost([config], { restart: { initialDelayMs: 200, maxAttempts: 3 } });
@@ -186,7 +196,7 @@ describe("stdio server failures", () => {
     expect(ghost.error).toContain('server "ghost": command "nesso-no-such-command" was not found (ENOENT)');
     expect(ghost.error).toContain("PATH=");
     expect(healthy.state).toBe("ready");
-    expect(healthy.toolCount).toBe(8);
+    expect(healthy.toolCount).toBe(9);
   });
 
   it("shows stderr of a server that exits on start", async () => {
@@ -258,6 +268,18 @@ describe("stdio server shutdown", () => {
 
     expect(error.message).toBe("the user pressed Ctrl-C");
     expect(await waitFor(() => readLog(log).some((event) => event.event === "cancelled"))).toBe(true);
+  });
+
+  it("ends a server that is still starting when the host closes", async () => {
+    const { config, log } = scripted("slowstart", "silent");
+    const host = makeHost([config], { startTimeoutMs: 20_000 });
+    const starting = host.start();
+    expect(await waitFor(() => startPids(log).length === 1)).toBe(true);
+
+    await host.close();
+    await expect(starting).rejects.toThrow("Host was used after dispose()");
+    const [pid] = startPids(log);
+    expect(isRunning(pid)).toBe(false);
   });
 
   it("fails pending calls when the host closes", async () => {

@@ -59,10 +59,10 @@ describe("tool lists", () => {
     const server = scripted("paged", {}, { PAGE_SIZE: "2" });
     const host = await startHost([server]);
 
-    expect(host.listTools().map((tool) => tool.name)).toEqual(["echo", "raw_line", "sleep", "crash", "add_tool", "progress", "split_utf8", "fail_rpc"]);
+    expect(host.listTools().map((tool) => tool.name)).toEqual(["echo", "raw_line", "sleep", "crash", "add_tool", "progress", "split_utf8", "fail_rpc", "reply_after_exit"]);
     const pages = readLog(server.log).filter((event) => event.event === "received" && event.method === "tools/list");
-    expect(pages).toHaveLength(4);
-    expect(pages.map((page) => (page.params as { cursor?: string } | undefined)?.cursor)).toEqual([undefined, "2", "4", "6"]);
+    expect(pages).toHaveLength(5);
+    expect(pages.map((page) => (page.params as { cursor?: string } | undefined)?.cursor)).toEqual([undefined, "2", "4", "6", "8"]);
   });
 
   it("replaces the list on tools/list_changed", async () => {
@@ -80,8 +80,8 @@ describe("tool lists", () => {
 
     expect(changes).toHaveLength(1);
     expect(changes[0].map((tool) => tool.name)).toContain("nuovo_strumento");
-    expect(host.listTools()).toHaveLength(9);
-    expect(host.servers()[0].toolCount).toBe(9);
+    expect(host.listTools()).toHaveLength(10);
+    expect(host.servers()[0].toolCount).toBe(10);
   });
 
   it("applies includeTools and excludeTools", async () => {

@@ -13,7 +13,8 @@
 // Tools in serve modes: echo {text}, raw_line (returns the last raw request line as received),
 // sleep {ms} (answers late; never when ms < 0), crash (stderr line, then exit 3), add_tool {name}
 // (adds a tool and sends tools/list_changed), progress {steps} (progress notifications, then result),
-// split_utf8 {text} (the response is written one byte at a time), fail_rpc (a JSON-RPC error).
+// split_utf8 {text} (the response is written one byte at a time), fail_rpc (a JSON-RPC error),
+// reply_after_exit (exits with code 0; a grandchild writes the answer 50 ms later).
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -58,6 +59,7 @@ const tools = [
   { name: "progress", description: "Reports progress", inputSchema: { type: "object", properties: { steps: { type: "number" } } } },
   { name: "split_utf8", description: "Answers byte by byte", inputSchema: { type: "object", properties: { text: { type: "string" } } } },
   { name: "fail_rpc", description: "Answers with a JSON-RPC error", inputSchema: { type: "object" } },
+  { name: "reply_after_exit", description: "Exits; a grandchild answers 50 ms later", inputSchema: { type: "object" } },
 ];
 const text = (value) => ({ content: [{ type: "text", text: value }] });
 
@@ -93,6 +95,12 @@ lines.on("line", (line) => {
       if (name === "fail_rpc") return send({ jsonrpc: "2.0", id: message.id, error: { code: -32602, message: "Invalid params: the scripted server rejects every call" } });
       if (name === "raw_line") return reply(text(lastLine));
       if (name === "sleep") { if (args.ms >= 0) setTimeout(() => reply(text("slept")), args.ms); return; }
+      if (name === "reply_after_exit") {
+        // A grandchild that shares stdout writes the reply after this process has exited.
+        const line = JSON.stringify({ jsonrpc: "2.0", id: message.id, result: text("last words") }) + "\n";
+        spawn("sh", ["-c", 'sleep 0.05; printf "%s" "$REPLY_LINE"'], { stdio: ["ignore", "inherit", "ignore"], env: { ...process.env, REPLY_LINE: line } });
+        process.exit(0);
+      }
       if (name === "crash") { process.stderr.write("about to crash: simulated failure\n"); process.exit(3); }
       if (name === "add_tool") {
         tools.push({ name: args.name, description: "added", inputSchema: { type: "object" } });
