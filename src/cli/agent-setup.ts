@@ -9,6 +9,7 @@ import { integerOption } from "./options.js";
 import { loadModelFromArguments, type LoadedModel, type ModelArguments } from "./load-model.js";
 import { startHost } from "./start-host.js";
 import { isInteractive } from "./terminal.js";
+import { loadModelGrammars } from "../tool-calling/grammar/model-grammars.js";
 
 export const agentOptions = {
   "max-steps": { type: "string" },
@@ -86,9 +87,8 @@ export async function setUpAgent(values: AgentArguments): Promise<AgentSetup> {
   };
 }
 
-/** The grammar that keeps tool calls valid; undefined until the grammar engine is available. */
+/** The grammar that restricts a tool call to an offered tool name and JSON valid for its schema. */
 async function loadToolCallGrammar(loaded: LoadedModel): Promise<RunAgentOptions["toolCallConstraint"]> {
-  void loaded;
-  // TODO: plug the tool-call grammar in here once it is wired to the engine's vocabulary.
-  return undefined;
+  const grammars = await loadModelGrammars(loaded.model.dir, loaded.model.config.vocabSize);
+  return (request) => grammars.toolCallConstraint(request);
 }
