@@ -59,7 +59,7 @@ export async function fetchDocument(rawUrl: string, limits: FetchLimits, signal?
   if (!response.ok) {
     await response.body?.cancel().catch(() => {});
     const statusText = response.statusText === "" ? "" : ` ${response.statusText}`;
-    throw new FetchError(`fetching ${url.href} failed: the server answered HTTP ${response.status}${statusText}`);
+    throw new FetchError(`fetching ${url.href} failed: the server responded with HTTP ${response.status}${statusText}`);
   }
 
   const contentType = response.headers.get("content-type") ?? "";

@@ -1,6 +1,7 @@
 // A small, forgiving HTML parser: tokens to a tree, with the implied end tags that real pages rely
-// on (unclosed <p>, <li>, <td>, <tr>, <option>). It never throws; malformed markup becomes text or
-// is dropped, and nesting deeper than `maxDepth` is flattened so that rendering cannot overflow.
+// on (unclosed <p>, <li>, <td>, <tr>, <option>). Malformed markup becomes text or is dropped
+// instead of raising an error. Nesting deeper than `maxDepth` is flattened, so that the recursive
+// renderer cannot overflow the stack.
 
 import { decodeEntities } from "./html-entities.js";
 

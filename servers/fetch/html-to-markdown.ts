@@ -1,6 +1,6 @@
-// HTML to markdown for a language model to read: headings, paragraphs, lists, links, images,
-// emphasis, code, quotes and tables survive; scripts, styles, forms and layout noise do not.
-// When the page has a <main> element, only its content is converted.
+// HTML to markdown for a language model to read. Headings, paragraphs, lists, links, images,
+// emphasis, code, quotes and tables are kept, while scripts, styles, form controls and hidden
+// elements are dropped. When the page has a <main> element, only its content is converted.
 
 import { parseHtml, type ElementNode, type HtmlNode } from "./html-parser.js";
 
@@ -282,7 +282,7 @@ function collapseWhitespace(text: string): string {
   return text.replace(/[ \t\n\r\f\u00a0]+/g, " ");
 }
 
-/** Wraps text in a marker, keeping surrounding spaces outside so that `** x**` cannot happen. */
+/** Wraps text in a marker and keeps surrounding spaces outside it, because `** x**` is not bold. */
 function wrapInline(text: string, marker: string): string {
   const trimmed = text.trim();
   if (trimmed === "") return text;

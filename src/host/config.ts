@@ -15,7 +15,7 @@ import { expandVariables } from "./expand.js";
 
 const log = createLogger("config");
 
-/** How the agent treats calls to a server's tools: `auto` asks only for tools not marked read-only. */
+/** Approval policy for a server's tools: `auto` requires approval only for tools not marked read-only. */
 export type ApprovalPolicy = "auto" | "ask" | "deny";
 
 interface ServerCommonConfig {

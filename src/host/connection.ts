@@ -25,14 +25,14 @@ const log = createLogger("connection");
 /** Lifecycle state of a server. */
 export type ServerState = "disabled" | "starting" | "ready" | "restarting" | "failed" | "closed";
 
-/** What `Host.servers()` reports for each server. */
+/** Status of one server, as `Host.servers()` reports it. */
 export interface ServerStatus {
   name: string;
   state: ServerState;
   transport: TransportKind;
   /** Tools exposed after `includeTools`/`excludeTools`. */
   toolCount: number;
-  /** Why the server failed to start, crashed or was given up on, with the last stderr lines. */
+  /** Reason the server failed to start, crashed or was given up on, with the last stderr lines. */
   error?: string;
   /** Last stderr lines of a stdio server. */
   stderrTail?: string[];
@@ -49,7 +49,7 @@ export interface RestartPolicy {
   maxAttempts: number;
   /** Delay before the first restart (default 500 ms). */
   initialDelayMs: number;
-  /** Longest delay between restarts (default 30 s). */
+  /** Maximum delay between restarts (default 30 s). */
   maxDelayMs: number;
   /** A server that ran this long before crashing starts again from attempt 1 (default 60 s). */
   stableAfterMs: number;
@@ -111,7 +111,7 @@ export class ServerConnection {
   }
 
   /**
-   * The server's tools after `includeTools`/`excludeTools`. They stay listed while a crashed server
+   * Returns the server's tools after `includeTools`/`excludeTools`. They stay listed while a crashed server
    * restarts (calls wait for it) and are empty once it failed or closed.
    */
   tools(): Tool[] {

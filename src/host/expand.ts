@@ -5,7 +5,7 @@
 
 import { NessoError } from "../errors.js";
 
-/** Where a value comes from, so that an error can name the server and the field. */
+/** Location of a value in mcp.json, so that an error can name the server and the field. */
 export interface ExpandLocation {
   server: string;
   /** JSON path of the field inside the server entry, e.g. `args[1]` or `env.API_KEY`. */

@@ -58,7 +58,7 @@ export class Host implements ToolExecutor {
   }
 
   /**
-   * Sets the function that answers servers' `sampling/createMessage` requests. The `sampling`
+   * Sets the function that handles servers' `sampling/createMessage` requests. The `sampling`
    * capability is declared only when a handler is set before start(); afterwards the handler can
    * be replaced but not added.
    */
@@ -76,7 +76,7 @@ export class Host implements ToolExecutor {
 
   /**
    * Connects every enabled server in parallel. One failing server does not stop the others; the
-   * returned report (the same as servers()) says which started and why the others did not.
+   * returned report (the same as servers()) lists which started and why the others did not.
    */
   async start(options: { signal?: AbortSignal } = {}): Promise<ServerStatus[]> {
     throwIfAborted(options.signal, "starting the MCP host");
@@ -104,7 +104,7 @@ export class Host implements ToolExecutor {
     return this.#connections.map((connection) => connection.status());
   }
 
-  /** The tools of all ready servers under their registered names. */
+  /** Returns the tools of running (and restarting) servers under their registered names. */
   listTools(): RegisteredTool[] {
     return [...this.#tools];
   }

@@ -1,4 +1,4 @@
-// Naming of tools across servers. The model sees one flat list of tools, so names must be unique
+// Naming of tools across servers. The model receives one flat list of tools, so names must be unique
 // and valid for every consumer: a tool keeps its own name when no other server has it, becomes
 // `server__tool` when names collide, and every name is reduced to [A-Za-z0-9_.-]{1,64}.
 

@@ -40,7 +40,7 @@ export class ServerStartError extends NessoError {
   }
 }
 
-/** Answers a server's `sampling/createMessage` request (the local model plugs in here). */
+/** Handles a server's `sampling/createMessage` request; the local model plugs in here. */
 export type SamplingHandler = (
   params: CreateMessageRequestParams,
   context: { server: string; signal: AbortSignal },
@@ -67,7 +67,7 @@ export interface SessionOptions {
   onUnexpectedClose: (session: Session) => void;
 }
 
-/** An initialized session. `tools` always holds the server's complete, unfiltered list. */
+/** An initialized session. `tools` contains the server's complete, unfiltered list. */
 export class Session {
   readonly server: string;
   readonly kind: TransportKind;
@@ -145,7 +145,8 @@ export class Session {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.transport instanceof StreamableHTTPClientTransport && this.transport.sessionId !== undefined && !this.closed) {
-      // Tell the server it can drop the session; a server that is gone cannot be told.
+      // Ask the server to drop the session (HTTP DELETE), bounded because a server that is gone
+      // never responds.
       await Promise.race([this.transport.terminateSession().catch(() => {}), delay(1000)]);
     }
     await this.client.close();
@@ -284,12 +285,12 @@ export async function openSession(config: ServerConfig, options: SessionOptions,
 export function isSessionLost(error: unknown): boolean {
   if (!(error instanceof StreamableHTTPError)) return false;
   if (error.code === 404) return true;
-  // NOTE: server-everything 2026.8.31 answers an unknown session with 400 "No valid session ID
-  // provided" instead of 404, so a 400 that mentions the session is treated the same way.
+  // NOTE: server-everything 2026.8.31 returns 400 "No valid session ID provided" for an unknown
+  // session instead of 404, so a 400 that mentions the session is treated the same way.
   return error.code === 400 && /session/i.test(error.message);
 }
 
-/** True for an HTTP 4xx answer to the Streamable HTTP POST, the signal to fall back to SSE. */
+/** Tells whether the Streamable HTTP POST got a 4xx response, the signal to fall back to SSE. */
 function isHttpClientError(error: unknown): boolean {
   const cause = error instanceof NessoError ? error.cause : error;
   return cause instanceof StreamableHTTPError && cause.code !== undefined && cause.code >= 400 && cause.code < 500 && cause.code !== 401 && cause.code !== 403;
@@ -299,7 +300,7 @@ export function isRequestTimeout(error: unknown): boolean {
   return error instanceof McpError && error.code === ErrorCode.RequestTimeout;
 }
 
-/** One line for transport-level failures: HTTP status, connection refused, closed stdio pipe. */
+/** Describes a transport-level failure in one line: HTTP status, connection refused, closed pipe. */
 export function describeTransportError(error: unknown): string {
   if (error instanceof StreamableHTTPError) {
     // The message may carry an HTML error page; keep its text, shortened.

@@ -1,10 +1,11 @@
 // MCP client transport over a subprocess's stdin and stdout.
 //
-// It differs from the SDK's StdioClientTransport where servers in the wild need it: the child gets
-// the full parent environment plus the configured variables (the SDK passes an allow-list of six),
-// it leads its own process group so that closing also ends grandchildren (npx, uvx, shell
-// wrappers), stderr is kept for error messages, stdout is decoded as a UTF-8 stream, and JSON sent
-// to the child escapes non-ASCII characters as \u sequences (some servers mis-decode UTF-8 stdin).
+// It differs from the SDK's StdioClientTransport where servers in the wild need it. The child gets
+// the full parent environment plus the configured variables, where the SDK passes an allow-list
+// of six. The child leads its own process group, so closing also ends grandchildren (npx, uvx,
+// shell wrappers). Stderr is kept for error messages and stdout is decoded as a UTF-8 stream.
+// JSON sent to the child escapes non-ASCII characters as \u sequences, because some servers
+// mis-decode UTF-8 on stdin.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { statSync } from "node:fs";
@@ -31,7 +32,7 @@ export interface StdioTransportOptions {
   cwd?: string;
   /** Lines of stderr kept for error messages (default 40). */
   stderrLines?: number;
-  /** Longest stdout line accepted, in characters (default 32 Mi). */
+  /** Maximum length of one stdout line, in characters (default 32 Mi). */
   maxLineLength?: number;
   /** Non-JSON-RPC stdout lines tolerated before the transport fails (default 20). */
   maxInvalidLines?: number;
@@ -41,7 +42,7 @@ export interface StdioTransportOptions {
   termGraceMs?: number;
 }
 
-/** How the child process ended. */
+/** Exit status of the child process. */
 export interface ProcessExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -134,8 +135,8 @@ export class StdioProcessTransport implements Transport {
       throw new NessoError("SERVER", `server "${server}": working directory ${cwd} does not exist or is not a directory (fix "cwd" in mcp.json)`);
     }
 
-    // NOTE: on Windows, npx and other .cmd launchers cannot be spawned without a shell; that case
-    // is not handled yet (cross-spawn does it for the SDK's transport).
+    // NOTE: on Windows, npx and other .cmd launchers need a shell, which this spawn does not use,
+    // so they fail to start. cross-spawn handles this for the SDK's transport.
     const child = spawn(command, [...args], {
       cwd,
       env: { ...process.env, ...this.#options.env },

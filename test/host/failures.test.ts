@@ -27,7 +27,7 @@ afterEach(async () => {
 
 afterAll(() => temp.remove());
 
-/** A config for the scripted server in `mode`, with its own event log. */
+/** Creates a config for the scripted server in `mode`, with its own event log. */
 function scripted(name: string, mode: string, env: Record<string, string> = {}): { config: StdioServerConfig; log: string } {
   const log = join(temp.path, `${name}-${++counter}.log`);
   const config: StdioServerConfig = {

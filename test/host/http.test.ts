@@ -1,5 +1,5 @@
 // The host against remote servers on 127.0.0.1: server-everything over Streamable HTTP and legacy
-// SSE, session loss after a restart, and a spec-conforming SDK server that answers 404 for a
+// SSE, session loss after a restart, and a spec-conforming SDK server that returns 404 for a
 // forgotten session.
 
 import { spawn, type ChildProcess } from "node:child_process";

@@ -27,7 +27,7 @@ export function groupMembers(pgid: number): number[] {
     .map(([pid]) => Number(pid));
 }
 
-/** Polls `condition` every 25 ms until it holds or `timeoutMs` passes; returns the last value. */
+/** Polls `condition` every 25 ms until it is true or `timeoutMs` passes; returns the last value. */
 export async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

@@ -2,10 +2,10 @@
 // on purpose. The mode comes from argv[2]; events are appended as JSON lines to $SCRIPTED_LOG.
 //
 // Modes:
-//   serve         answers initialize, tools/list (paged by $PAGE_SIZE) and tools/call
+//   serve         handles initialize, tools/list (paged by $PAGE_SIZE) and tools/call
 //   silent        reads stdin and never writes
-//   garbage       writes non-JSON lines to stdout and never answers
-//   exit-on-start writes to stderr and exits with code 2 before answering (so does any mode while
+//   garbage       writes non-JSON lines to stdout and never responds
+//   exit-on-start writes to stderr and exits with code 2 before responding (so does any mode while
 //                 the file named by $FAIL_FLAG exists)
 //   grandchild    like serve, but first spawns a grandchild process (pid logged) that keeps running
 //   stubborn      like grandchild, but server and grandchild ignore stdin EOF and SIGTERM

@@ -18,8 +18,8 @@ let pages: PageServer;
 beforeAll(async () => {
   temp = makeTempDir("fetch-build");
 
-  // Each file is compiled on its own to ES modules, which is what tsc emits for this "type": "module"
-  // package; the server uses no type-directed emit, so the output is the same.
+  // Each file is compiled on its own to ES modules, which is what tsc emits for this ESM package.
+  // The server uses no type-directed emit, so the output is the same as a full tsc build.
   const sourceDir = join(repoRoot, "servers", "fetch");
   const outputDir = join(temp.path, "servers", "fetch");
   mkdirSync(outputDir, { recursive: true });

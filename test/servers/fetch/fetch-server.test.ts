@@ -109,7 +109,7 @@ describe("bundled fetch server", () => {
     const { text, isError } = await fetchText({ url: `${pages.url}/mancante` });
 
     expect(isError).toBe(true);
-    expect(text).toBe(`fetching ${pages.url}/mancante failed: the server answered HTTP 404 Not Found`);
+    expect(text).toBe(`fetching ${pages.url}/mancante failed: the server responded with HTTP 404 Not Found`);
   });
 
   it("rejects binary content types", async () => {
