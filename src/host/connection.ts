@@ -195,6 +195,7 @@ export class ServerConnection {
           log.warn(`closing server "${this.name}" failed: ${(error as Error).message}`);
         }
       }
+      log.info(`server "${this.name}" closed`);
     })();
     return this.#closePromise;
   }
