@@ -17,12 +17,18 @@ EvalResult Context::evaluate(const std::vector<int32_t>& tokens, size_t chunkSiz
       break;
     }
     const size_t count = std::min(chunkSize, tokens.size() - result.evaluated);
-    {
-      std::lock_guard<std::mutex> lock(model_->computeMutex);
-      forward(*model_, cache_, buffers_, tokens.data() + result.evaluated, count, logits_.data());
-    }
-    hasLogits_ = true;
+    std::lock_guard<std::mutex> lock(model_->computeMutex);
+    // The old logits no longer belong to the last cached position once a chunk is evaluated.
+    hasLogits_ = false;
+    forward(*model_, cache_, buffers_, tokens.data() + result.evaluated, count);
     result.evaluated += count;
+  }
+
+  // Logits of the last evaluated position only, whether the eval finished or was cancelled.
+  if (result.evaluated > 0) {
+    std::lock_guard<std::mutex> lock(model_->computeMutex);
+    computeLogits(*model_, buffers_, logits_.data());
+    hasLogits_ = true;
   }
   return result;
 }

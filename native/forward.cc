@@ -132,8 +132,8 @@ void addResidual(ForwardBuffers& buffers, size_t count) {
   for (size_t i = 0; i < count; i++) residual[i] += projected[i];
 }
 
-// Causal attention of every new token and query head over the cache. Work items (token, head) are
-// dealt round-robin, because later tokens see more positions.
+// Causal attention of every new token and query head over the cache, one (token, head) pair per
+// chunk, so threads balance the longer rows of later tokens among themselves.
 void attendAll(Model& model, KvCache& cache, ForwardBuffers& buffers, int layer, size_t position, size_t tokens) {
   const ModelConfig& config = model.config;
   const size_t headDim = size_t(config.headDim);
@@ -141,19 +141,15 @@ void attendAll(Model& model, KvCache& cache, ForwardBuffers& buffers, int layer,
   const size_t group = size_t(config.queryHeadsPerKvHead());
   const size_t heads = size_t(config.nHeads);
   const float scale = 1.0f / std::sqrt(float(headDim));
-  const size_t items = tokens * heads;
-  const size_t threads = size_t(model.pool.size());
 
-  model.pool.run([&](int thread) {
-    float* scores = buffers.scores[size_t(thread)].data();
-    for (size_t item = size_t(thread); item < items; item += threads) {
-      const size_t t = item / heads;
-      const size_t head = item % heads;
-      const int kvHead = int(head / group);
-      const size_t offset = t * queryDim + head * headDim;
-      attendOneHead(model.kernels, buffers.query.data() + offset, cache.keys(layer, kvHead), cache.values(layer, kvHead),
-                    position + t + 1, headDim, scale, scores, buffers.attention.data() + offset);
-    }
+  model.pool.run(tokens * heads, [&](size_t item, int thread) {
+    const size_t t = item / heads;
+    const size_t head = item % heads;
+    const int kvHead = int(head / group);
+    const size_t offset = t * queryDim + head * headDim;
+    attendOneHead(model.kernels, buffers.query.data() + offset, cache.keys(layer, kvHead), cache.values(layer, kvHead),
+                  position + t + 1, headDim, scale, buffers.scores[size_t(thread)].data(),
+                  buffers.attention.data() + offset);
   });
 }
 
@@ -183,7 +179,7 @@ void rotateAndCache(Model& model, KvCache& cache, ForwardBuffers& buffers, int l
 
 }  // namespace
 
-void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_t* tokens, size_t count, float* logits) {
+void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_t* tokens, size_t count) {
   const ModelConfig& config = model.config;
   const Kernels& kernels = model.kernels;
   const ModelWeights& weights = model.weights;
@@ -232,10 +228,18 @@ void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_
     addResidual(buffers, count * dim);
   }
   cache.setLength(position + count);
+  buffers.lastCount = count;
+}
 
-  // logits = RMSNorm(h_last) · Eᵀ (or lm_headᵀ), for the last position only.
-  kernels.rmsNorm(buffers.residual.data() + (count - 1) * dim, weights.finalNorm.data(), dim, config.rmsNormEps,
-                  buffers.finalNormed.data());
+void computeLogits(Model& model, ForwardBuffers& buffers, float* logits) {
+  const ModelConfig& config = model.config;
+  const Kernels& kernels = model.kernels;
+  const ModelWeights& weights = model.weights;
+  const size_t dim = size_t(config.dim);
+
+  // logits = RMSNorm(h_last) · Eᵀ (or lm_headᵀ)
+  kernels.rmsNorm(buffers.residual.data() + (buffers.lastCount - 1) * dim, weights.finalNorm.data(), dim,
+                  config.rmsNormEps, buffers.finalNormed.data());
   const float* finalNormed = buffers.finalNormed.data();
   model.pool.parallelFor(size_t(config.vocabSize), kRowGrain, [&](size_t begin, size_t end, int thread) {
     kernels.matVec(weights.outputHead, begin, end, finalNormed, logits);

@@ -15,6 +15,7 @@ namespace nesso {
 // Activation buffers of one context, grown to the largest token count evaluated so far.
 struct ForwardBuffers {
   size_t capacity = 0;           // tokens the buffers below hold
+  size_t lastCount = 0;          // tokens of the latest forward(); its last row feeds computeLogits
   std::vector<float> residual;   // [T, dim] the residual stream h
   std::vector<float> normed;     // [T, dim] RMSNorm(h)
   std::vector<float> query;      // [T, nHeads * headDim]
@@ -34,10 +35,14 @@ struct ForwardBuffers {
 };
 
 // Evaluates `count` tokens at positions cache.length() .. cache.length() + count - 1: appends
-// their keys and values to the cache, advances its length and writes the logits of the last
-// position to logits[vocabSize] (ids >= tokenizerVocabSize set to -inf). The caller holds
-// model.computeMutex and has checked the ids and the context room.
-void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_t* tokens, size_t count, float* logits);
+// their keys and values to the cache and advances its length. The hidden state of the last token
+// stays in buffers.residual until the next call. The caller holds model.computeMutex and has
+// checked the ids and the room in the context.
+void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_t* tokens, size_t count);
+
+// Writes logits[vocabSize] of the last token of the latest forward() (ids >= tokenizerVocabSize
+// set to -inf). Prefill calls it once after its last chunk, not after every chunk.
+void computeLogits(Model& model, ForwardBuffers& buffers, float* logits);
 
 // out[headDim] = softmax(scale * K q) · V over n cached positions; keys and values are [n, headDim]
 // rows. `scores` holds n floats.
