@@ -14,7 +14,7 @@ const languageInstructions = {
   en: " Always write your final answer in English.",
 } as const;
 
-/** An AgentRunner over runAgent; approval comes from the request (policies of mcp.json, the caller's elicitation). */
+/** Runs runAgent for the agent tool; approval follows the request (policies of mcp.json, the caller's elicitation). */
 export async function runAgentForServer(request: AgentRunRequest): Promise<AgentRunResult> {
   const steps = new Map<string, AgentStep>();
 

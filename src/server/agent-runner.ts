@@ -27,7 +27,7 @@ export interface AgentRunRequest {
   maxSteps: number;
   signal: AbortSignal;
   onEvent: (event: AgentEvent) => void;
-  /** Language the answer should be written in; "auto" follows the task's language. */
+  /** Language of the final reply; "auto" follows the task's language. */
   language: "auto" | "it" | "en";
   /** Approval policy per server name, from the `approval` key of mcp.json. */
   serverPolicies?: Readonly<Record<string, ApprovalPolicy>>;
@@ -38,7 +38,7 @@ export interface AgentRunRequest {
 export interface AgentRunResult {
   answer: string;
   steps: AgentStep[];
-  /** "answer" when the model answered; otherwise why the loop stopped (e.g. "max_steps", "abort"). */
+  /** "answer" when the model finished with a reply; otherwise why the loop stopped (e.g. "max_steps", "loop"). */
   finishReason: string;
 }
 

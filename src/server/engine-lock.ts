@@ -1,6 +1,6 @@
 // One generation at a time on the engine's single session. The request queue already runs one tool
-// call at a time; this lock also covers sampling requests from downstream servers, which arrive
-// while an agent request holds the queue and waits for a tool call, and so must not queue behind it.
+// call at a time. This lock also covers sampling requests from downstream servers. Those arrive
+// while an agent request holds the queue and waits for a tool call, so they must not queue behind it.
 
 import type { ChatModel, GenerateOptions, GenerationRecord } from "../engine/types.js";
 

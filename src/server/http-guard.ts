@@ -4,8 +4,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 
-/** A refusal: the HTTP status, a message for the JSON-RPC error body, and extra headers. */
-export interface Refusal {
+/** A rejection: the HTTP status, a message for the JSON-RPC error body, and extra headers. */
+export interface Rejection {
   status: number;
   message: string;
   headers?: Record<string, string>;
@@ -26,7 +26,7 @@ export interface GuardOptions {
 
 const loopbackNames = ["localhost", "127.0.0.1", "[::1]"];
 
-/** Host header values (name:port) the server answers to. */
+/** Returns the Host header values (name:port) the server accepts. */
 export function allowedHostHeaders(options: GuardOptions): Set<string> {
   const names = new Set(loopbackNames);
   const bind = options.bindHost.includes(":") && !options.bindHost.startsWith("[") ? `[${options.bindHost}]` : options.bindHost;
@@ -41,8 +41,8 @@ export function allowedHostHeaders(options: GuardOptions): Set<string> {
   return headers;
 }
 
-/** Creates the request check; it returns a Refusal or undefined when the request may go on. */
-export function createRequestGuard(options: GuardOptions): (request: IncomingMessage) => Refusal | undefined {
+/** Creates the request check; it returns a Rejection or undefined when the request may go on. */
+export function createRequestGuard(options: GuardOptions): (request: IncomingMessage) => Rejection | undefined {
   const hosts = allowedHostHeaders(options);
   const origins = new Set<string>((options.allowedOrigins ?? []).map((origin) => origin.toLowerCase()));
   for (const host of hosts) {
@@ -54,7 +54,7 @@ export function createRequestGuard(options: GuardOptions): (request: IncomingMes
   return (request) => {
     const host = request.headers.host?.toLowerCase();
     if (host === undefined || !hosts.has(host)) {
-      return { status: 403, message: `Forbidden: Host header ${JSON.stringify(request.headers.host ?? null)} is not one this server answers to (DNS-rebinding protection); connect through ${[...hosts][0]}` };
+      return { status: 403, message: `Forbidden: Host header ${JSON.stringify(request.headers.host ?? null)} is not one this server accepts (DNS-rebinding protection); connect through ${[...hosts][0]}` };
     }
     const origin = request.headers.origin;
     if (origin !== undefined && !origins.has(origin.toLowerCase())) {
@@ -74,7 +74,7 @@ export function createRequestGuard(options: GuardOptions): (request: IncomingMes
   };
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+/** Extracts the token of an `Authorization: Bearer <token>` header, or returns undefined. */
 function bearerToken(header: string | undefined): string | undefined {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   return match?.[1];
@@ -98,9 +98,9 @@ function digest(token: string): Buffer {
 }
 
 /**
- * Reads a request body of at most `maxBytes`. A declared Content-Length over the limit is refused
- * before anything is read; a chunked body is refused as soon as it passes the limit. After a
- * refusal the rest of the body is discarded, so the caller can still send its 413 response.
+ * Reads a request body of at most `maxBytes`. A declared Content-Length over the limit is rejected
+ * before anything is read; a chunked body is rejected as soon as it passes the limit. After a
+ * rejection the rest of the body is discarded, so the caller can still send its 413 response.
  */
 export function readBody(request: IncomingMessage, maxBytes: number): Promise<{ tooLarge: true } | { tooLarge: false; text: string }> {
   const declared = Number(request.headers["content-length"]);
@@ -111,12 +111,12 @@ export function readBody(request: IncomingMessage, maxBytes: number): Promise<{ 
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
-    let refused = false;
+    let rejected = false;
     request.on("data", (chunk: Buffer) => {
-      if (refused) return;
+      if (rejected) return;
       received += chunk.byteLength;
       if (received > maxBytes) {
-        refused = true;
+        rejected = true;
         chunks.length = 0;
         resolve({ tooLarge: true });
         return;
@@ -125,7 +125,7 @@ export function readBody(request: IncomingMessage, maxBytes: number): Promise<{ 
     });
     request.once("end", () => {
       // Decoding the whole body at once keeps multi-byte UTF-8 characters split across chunks intact.
-      if (!refused) resolve({ tooLarge: false, text: Buffer.concat(chunks).toString("utf8") });
+      if (!rejected) resolve({ tooLarge: false, text: Buffer.concat(chunks).toString("utf8") });
     });
     request.once("error", reject);
   });

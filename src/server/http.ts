@@ -75,11 +75,11 @@ export async function startHttp(runtime: ServerRuntime, options: HttpOptions = {
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
-    const refusal = guard!(request);
-    if (refusal !== undefined) {
-      log.warn(`refused HTTP ${request.method} ${path} from ${request.socket.remoteAddress}: ${refusal.status} ${refusal.message}`);
+    const rejection = guard!(request);
+    if (rejection !== undefined) {
+      log.warn(`rejected HTTP ${request.method} ${path} from ${request.socket.remoteAddress}: ${rejection.status} ${rejection.message}`);
       request.resume();
-      sendError(response, refusal.status, -32000, refusal.message, refusal.headers);
+      sendError(response, rejection.status, -32000, rejection.message, rejection.headers);
       return;
     }
     if (path !== mcpPath) {
@@ -97,7 +97,7 @@ export async function startHttp(runtime: ServerRuntime, options: HttpOptions = {
     if (request.method === "POST") {
       const read = await readBody(request, maxBodyBytes);
       if (read.tooLarge) {
-        log.warn(`refused HTTP POST ${path}: body larger than ${maxBodyBytes} bytes`);
+        log.warn(`rejected HTTP POST ${path} from ${request.socket.remoteAddress}: body larger than ${maxBodyBytes} bytes`);
         // The rest of the body is not read, so the connection cannot carry another request.
         sendError(response, 413, -32000, `Payload Too Large: the request body must not exceed ${maxBodyBytes} bytes`, { Connection: "close" });
         return;

@@ -45,15 +45,17 @@ export interface RunningServer {
 
 /**
  * Starts `nesso-mcp serve`. The model is not loaded here but by the first call that needs it, so
- * `initialize` and `tools/list` are answered at once. The servers of mcp.json start in the
- * background. For stdio, call guardStdout() before importing anything else.
+ * `initialize` and `tools/list` respond at once. The servers of mcp.json start in the background.
+ * For stdio, call guardStdout() before importing anything else.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const transport = options.transport ?? "stdio";
   checkOptions(options);
   const dependencies = options.dependencies ?? {};
 
-  const host = dependencies.createHost !== undefined ? await dependencies.createHost() : options.noServers ? undefined : await createDefaultHost(options.configPath);
+  let host: ServerHost | undefined;
+  if (dependencies.createHost !== undefined) host = await dependencies.createHost();
+  else if (!options.noServers) host = await createDefaultHost(options.configPath);
   const runtime = new ServerRuntime(
     {
       loadModel: dependencies.loadModel ?? createModelLoader(options),
@@ -128,7 +130,7 @@ async function createDefaultHost(configPath: string | undefined): Promise<Server
   return new Host(config);
 }
 
-/** The adapter to src/agent's loop. */
+/** Imports the runner that adapts src/agent's loop to the agent tool. */
 async function loadDefaultAgentRunner(): Promise<RuntimeDependencies["runAgent"]> {
   const { runAgentForServer } = await import("./agent-adapter.js");
   return runAgentForServer;

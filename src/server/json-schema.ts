@@ -34,7 +34,9 @@ function createCompiler(dialect: Dialect): Ajv | Ajv2019 | Ajv2020 {
     validateFormats: false,
     logger: { log: (message: unknown) => log.debug(String(message)), warn: (message: unknown) => log.debug(String(message)), error: (message: unknown) => log.warn(String(message)) },
   };
-  return dialect === "draft-07" ? new Ajv(options) : dialect === "2019-09" ? new Ajv2019(options) : new Ajv2020(options);
+  if (dialect === "draft-07") return new Ajv(options);
+  if (dialect === "2019-09") return new Ajv2019(options);
+  return new Ajv2020(options);
 }
 
 /** A compiled schema; `check` returns the violations as short sentences (empty when valid). */

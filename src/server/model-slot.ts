@@ -1,5 +1,5 @@
 // The server's one model, loaded lazily by the first call that needs it, so `initialize` and
-// `tools/list` are answered at once while the weights load.
+// `tools/list` respond at once while the weights load.
 
 import { DisposedError, NessoError } from "../errors.js";
 import type { ChatModel, TokenConstraint } from "../engine/types.js";
@@ -8,7 +8,7 @@ import { EngineLock, lockedChatModel } from "./engine-lock.js";
 
 const log = createLogger("server");
 
-/** What `nesso://model` reports about the loaded model. */
+/** Details of the loaded model that `nesso://model` reports. */
 export interface ModelInfo {
   /** Absolute path of the model directory. */
   path: string;
@@ -43,8 +43,8 @@ export type ModelLoader = (signal: AbortSignal) => Promise<LoadedModel>;
 export type ModelState = "not loaded" | "loading" | "ready" | "failed";
 
 /**
- * Holds the lazily loaded model. Concurrent callers share one load; a failed load is retried by the
- * next call, so a model pulled while the server runs is picked up without a restart.
+ * Holds the lazily loaded model. Concurrent callers share one load. The next call retries a failed
+ * load, so a model pulled while the server runs is picked up without a restart.
  */
 export class ModelSlot {
   readonly lock = new EngineLock();
@@ -75,7 +75,7 @@ export class ModelSlot {
     return this.#loaded?.createJsonConstraint;
   }
 
-  /** Why the last load failed, while the state is "failed". */
+  /** Error of the last failed load, while the state is "failed". */
   get lastError(): Error | undefined {
     return this.#lastError;
   }
@@ -147,7 +147,7 @@ export class ModelSlot {
   }
 }
 
-/** Keeps NessoErrors (their messages already say how to get a model) and wraps anything else. */
+/** Returns a NessoError unchanged, because its message already tells how to get a model, and wraps anything else. */
 function asModelError(error: unknown): Error {
   if (error instanceof NessoError) return error;
   const message = error instanceof Error ? error.message : String(error);

@@ -1,7 +1,6 @@
-// Progress notifications for one request. They keep hosts with an idle timeout waiting (Claude
-// Desktop gives up after about 60 s without a message), so a heartbeat repeats the current status
-// while nothing else is reported: in the queue, while the model loads, during a long prefill or a
-// slow tool call.
+// Progress notifications for one request. Hosts with an idle timeout give up on a call that sends
+// nothing for a while, so a heartbeat repeats the current status whenever nothing else was sent:
+// in the queue, while the model loads, during a long prefill or a slow tool call.
 
 import type { ProgressToken, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { createLogger } from "../logger.js";
@@ -16,8 +15,8 @@ export interface ProgressTarget {
 
 /**
  * Sends `notifications/progress` for one request. The `progress` value counts work units (queue
- * heartbeats, generated tokens, agent steps), so it increases strictly with every notification as
- * the protocol requires; `message` says what the units are.
+ * heartbeats, generated tokens, agent steps), so it increases strictly with every notification, as
+ * the protocol requires. The `message` names the units.
  */
 export class ProgressReporter {
   readonly #target: ProgressTarget;

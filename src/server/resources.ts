@@ -31,7 +31,7 @@ export function registerResources(server: McpServer, runtime: ServerRuntime): vo
   );
 }
 
-/** The content of nesso://model. Before the first call that needs the model it is not loaded yet. */
+/** Builds the content of nesso://model. Before the first call that needs the model, it reports the state only. */
 export function describeModel(runtime: ServerRuntime): Record<string, unknown> {
   const { models } = runtime;
   const info = models.info;
@@ -53,7 +53,7 @@ export function describeModel(runtime: ServerRuntime): Record<string, unknown> {
   };
 }
 
-/** The content of nesso://servers. */
+/** Builds the content of nesso://servers. */
 export function describeServers(runtime: ServerRuntime): Record<string, unknown> {
   const host = runtime.host;
   if (host === undefined) return { servers: [], note: "no mcp.json was given, so the agent tool has no tools" };

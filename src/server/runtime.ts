@@ -53,7 +53,7 @@ export interface RuntimeDependencies {
   runAgent?: AgentRunner;
 }
 
-/** What a tool handler receives for its turn on the engine. */
+/** Inputs of a tool handler for its turn on the engine. */
 export interface RequestContext {
   model: ChatModel;
   /** Fires on cancellation by the caller, on the time limit and when the server closes. */

@@ -1,6 +1,6 @@
-// Answers `sampling/createMessage` requests of the servers in mcp.json with the local model. Such a
-// request usually arrives while an agent request holds the queue and waits for that server's tool,
-// so it skips the request queue and only waits for the engine lock.
+// Generates the replies to `sampling/createMessage` requests of the servers in mcp.json with the
+// local model. Such a request usually arrives while an agent request holds the queue and waits for
+// that server's tool. So it skips the request queue and waits only for the engine lock.
 
 import type { CreateMessageRequestParams, CreateMessageResult } from "@modelcontextprotocol/sdk/types.js";
 

@@ -50,7 +50,7 @@ export function guardStdout(): StdoutGuard {
   return guard;
 }
 
-/** The guard installed by guardStdout(), if any. */
+/** Returns the guard installed by guardStdout(), if any. */
 export function activeStdoutGuard(): StdoutGuard | undefined {
   return active;
 }

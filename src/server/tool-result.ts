@@ -4,7 +4,7 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { NessoError } from "../errors.js";
 
-/** A successful result with `structuredContent` and the same data as JSON text. */
+/** Builds a successful result with `structuredContent` and the same data as text. */
 export function structuredResult(data: Record<string, unknown>, text?: string): CallToolResult {
   return {
     content: [{ type: "text", text: text ?? JSON.stringify(data) }],
@@ -12,7 +12,7 @@ export function structuredResult(data: Record<string, unknown>, text?: string): 
   };
 }
 
-/** An `isError` result; `error` may be an exception or a message. */
+/** Builds an `isError` result; `error` may be an exception or a message. */
 export function errorResult(tool: string, error: unknown): CallToolResult {
   return {
     content: [{ type: "text", text: `${tool} failed: ${describeError(error)}` }],
@@ -20,7 +20,7 @@ export function errorResult(tool: string, error: unknown): CallToolResult {
   };
 }
 
-/** The message of an error, with its NessoError code when it has one (e.g. `[BUSY] …`). */
+/** Formats the message of an error, with its NessoError code when it has one (e.g. `[BUSY] …`). */
 export function describeError(error: unknown): string {
   if (error instanceof NessoError) return `[${error.code}] ${error.message}`;
   if (error instanceof Error) return error.message;

@@ -6,17 +6,25 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { CallToolResult, ProgressNotification } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, Progress } from "@modelcontextprotocol/sdk/types.js";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { expect, it } from "vitest";
 
 const require = createRequire(import.meta.url);
 
+/** Reads a JSON resource and returns it parsed. */
+export async function readJsonResource(client: Client, uri: string): Promise<Record<string, unknown>> {
+  const { contents } = await client.readResource({ uri });
+  const first = contents[0];
+  if (first === undefined || !("text" in first)) throw new Error(`${uri} returned no text content`);
+  return JSON.parse(first.text) as Record<string, unknown>;
+}
+
 export function textOf(result: CallToolResult): string {
   return result.content.map((block) => (block.type === "text" ? block.text : "")).join("");
 }
 
-/** A temporary mcp.json with the official memory server, and the directory to remove afterwards. */
+/** Writes a temporary mcp.json with the official memory server; returns it and the directory to remove afterwards. */
 export function writeMemoryConfig(): { configPath: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), "nesso-serve-"));
   const configPath = join(dir, "mcp.json");
@@ -43,9 +51,8 @@ export function defineServeChecks(client: () => Client): void {
   });
 
   it("reads nesso://model", async () => {
-    const { contents } = await client().readResource({ uri: "nesso://model" });
-    const model = JSON.parse(contents[0].text as string);
-    expect(["not loaded", "loading", "ready"]).toContain(model.state);
+    const model = await readJsonResource(client(), "nesso://model");
+    expect(["not loaded", "loading", "ready"]).toContain(model.state as string);
   });
 
   it("generates with the tiny model", async () => {
@@ -58,12 +65,11 @@ export function defineServeChecks(client: () => Client): void {
     expect(["length", "stop"]).toContain(output.finish_reason);
     expect(textOf(result)).toBe(output.text);
 
-    const { contents } = await client().readResource({ uri: "nesso://model" });
-    expect(JSON.parse(contents[0].text as string)).toMatchObject({ state: "ready", context_size: 4096, config: { hidden_size: 64, num_hidden_layers: 2 } });
+    expect(await readJsonResource(client(), "nesso://model")).toMatchObject({ state: "ready", context_size: 4096, config: { hidden_size: 64, num_hidden_layers: 2 } });
   });
 
   it("sends progress while generating", async () => {
-    const received: ProgressNotification["params"][] = [];
+    const received: Progress[] = [];
     const result = (await client().callTool({ name: "generate", arguments: { prompt: "Conta fino a cento.", max_tokens: 80 } }, undefined, {
       onprogress: (progress) => received.push(progress),
     })) as CallToolResult;
@@ -129,8 +135,7 @@ export function defineServeChecks(client: () => Client): void {
   });
 
   it("runs the agent with the configured server", async () => {
-    const { contents } = await client().readResource({ uri: "nesso://servers" });
-    const servers = JSON.parse(contents[0].text as string) as { servers: { name: string; state: string; tools: { name: string }[] }[] };
+    const servers = (await readJsonResource(client(), "nesso://servers")) as unknown as { servers: { name: string; state: string; tools: { name: string }[] }[] };
     expect(servers.servers.map((server) => server.name)).toEqual(["memoria"]);
 
     const result = (await client().callTool({ name: "agent", arguments: { task: "Ricorda che il mio colore preferito è il verde.", max_steps: 2, language: "it" } }, undefined, {

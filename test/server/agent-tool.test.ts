@@ -55,6 +55,7 @@ async function connect(answer: ElicitResult | undefined) {
     { queueHeartbeatMs: 0 },
   );
   const server = createNessoServer(runtime);
+
   const client = new Client({ name: "agent-test", version: "1.0.0" }, { capabilities: answer === undefined ? {} : { elicitation: { form: {} } } });
   const questions: string[] = [];
   if (answer !== undefined) {
@@ -63,6 +64,7 @@ async function connect(answer: ElicitResult | undefined) {
       return answer;
     });
   }
+
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   await server.connect(serverTransport);
   await client.connect(clientTransport);
@@ -72,6 +74,7 @@ async function connect(answer: ElicitResult | undefined) {
     await runtime.close();
     removeConfig(dir);
   });
+
   const memoryFile = join(dir, "memory.jsonl");
   return { client, questions, memoryFile };
 }

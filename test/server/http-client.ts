@@ -42,7 +42,7 @@ export function rawRequest(url: string, options: RawRequestOptions = {}): Promis
   });
 }
 
-/** An initialize request body, as a client sends it first. */
+/** Returns an initialize request body, as a client sends it first. */
 export function initializeBody(id = 1): string {
   return JSON.stringify({
     jsonrpc: "2.0",

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 
 import { allowedHostHeaders, createRequestGuard } from "../../src/server/http-guard.js";
 
-/** A request with only the headers the guard reads, as Node's parser delivers them (Latin-1 strings). */
+/** Builds a request with only the headers the guard reads, as Node's parser delivers them (Latin-1 strings). */
 function request(headers: Record<string, string>): IncomingMessage {
   return { headers } as unknown as IncomingMessage;
 }

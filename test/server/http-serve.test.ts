@@ -1,5 +1,5 @@
 // `nesso-mcp serve --http` as a subprocess with the real engine on the tiny fixture model: the same
-// checks as over stdio, the Host/Origin/token/body-size refusals, and ten concurrent calls against
+// checks as over stdio, the Host/Origin/token/body-size rejections, and ten concurrent calls against
 // the queue bound.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -39,7 +39,7 @@ describe("serve over Streamable HTTP", () => {
 
   defineServeChecks(() => client);
 
-  it("refuses bad requests and keeps serving", async () => {
+  it("rejects bad requests and keeps serving", async () => {
     const port = new URL(server.url).port;
     const authorized = { ...postHeaders, Authorization: `Bearer ${token}` };
 
@@ -56,7 +56,7 @@ describe("serve over Streamable HTTP", () => {
 
     const result = (await client.callTool({ name: "generate", arguments: { prompt: "Sei ancora lì?", max_tokens: 3 } })) as CallToolResult;
     expect(result.isError, textOf(result)).toBeFalsy();
-    expect(server.stderr()).toMatch(/refused HTTP POST \/mcp .* 403 Forbidden: Origin/);
+    expect(server.stderr()).toMatch(/rejected HTTP POST \/mcp .* 403 Forbidden: Origin/);
   });
 
   it("completes ten concurrent calls in order and rejects the eleventh", async () => {

@@ -27,8 +27,8 @@ function loaded(model: ScriptedModel): LoadedModel {
   };
 }
 
-async function serve(options: StartServerOptions & { model?: ScriptedModel } = {}): Promise<RunningServer & { url: string }> {
-  const model = options.model ?? scriptedModel({ reply: () => "pronto" });
+async function serve(options: StartServerOptions & { scripted?: ScriptedModel } = {}): Promise<RunningServer & { url: string }> {
+  const model = options.scripted ?? scriptedModel({ reply: () => "pronto" });
   const server = await startServer({
     transport: "http",
     port: 0,
@@ -68,7 +68,7 @@ describe("serve --http", () => {
     for (const host of ["evil.example.com", `evil.example.com:${port}`, "127.0.0.1:1", `192.168.1.20:${port}`]) {
       const response = await rawRequest(server.url, { headers: { ...postHeaders, Host: host }, body: initializeBody() });
       expect(response.status, host).toBe(403);
-      expect(JSON.parse(response.body).error.message).toMatch(/Host header .* is not one this server answers to/);
+      expect(JSON.parse(response.body).error.message).toMatch(/Host header .* is not one this server accepts/);
     }
     const accepted = await rawRequest(server.url, { headers: { ...postHeaders, Host: `localhost:${port}` }, body: initializeBody() });
     expect(accepted.status).toBe(200);
@@ -77,9 +77,9 @@ describe("serve --http", () => {
   it("rejects a foreign Origin with 403", async () => {
     const server = await serve();
     const port = new URL(server.url).port;
-    const refused = await rawRequest(server.url, { headers: { ...postHeaders, Origin: "http://evil.example.com" }, body: initializeBody() });
-    expect(refused.status).toBe(403);
-    expect(JSON.parse(refused.body).error.message).toMatch(/Origin "http:\/\/evil.example.com" is not allowed/);
+    const rejected = await rawRequest(server.url, { headers: { ...postHeaders, Origin: "http://evil.example.com" }, body: initializeBody() });
+    expect(rejected.status).toBe(403);
+    expect(JSON.parse(rejected.body).error.message).toMatch(/Origin "http:\/\/evil.example.com" is not allowed/);
     const rebound = await rawRequest(server.url, { headers: { ...postHeaders, Origin: `http://127.0.0.1.evil.example.com:${port}` }, body: initializeBody() });
     expect(rebound.status).toBe(403);
     const own = await rawRequest(server.url, { headers: { ...postHeaders, Origin: `http://127.0.0.1:${port}` }, body: initializeBody() });
@@ -165,7 +165,7 @@ describe("serve --http", () => {
       },
       tokenDelayMs: 2,
     });
-    const server = await serve({ model, queueLimit: 9, progressEveryTokens: 4 });
+    const server = await serve({ scripted: model, queueLimit: 9, progressEveryTokens: 4 });
     const client = await connectClient(server.url);
     await client.callTool({ name: "generate", arguments: { prompt: "riscaldamento" } });
 

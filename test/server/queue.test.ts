@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { DisposedError, NessoError } from "../../src/errors.js";
 import { RequestQueue } from "../../src/server/queue.js";
 
-/** A task that stays running until release() is called. */
+/** Creates a task that stays running until release() is called. */
 function gate<T>(value: T) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));

@@ -1,5 +1,5 @@
 // Sampling for downstream servers: server-everything, connected through an mcp.json, sends
-// sampling/createMessage from its trigger-sampling-request tool, and the local model answers it.
+// sampling/createMessage from its trigger-sampling-request tool, and the local model generates the reply.
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -14,6 +14,7 @@ import { Host, loadConfig } from "../../src/host/index.js";
 import { startServer, type RunningServer } from "../../src/server/index.js";
 import { samplingMessages } from "../../src/server/sampling.js";
 import { tinyCheckpoint } from "../fixtures/checkpoint.js";
+import { readJsonResource } from "./acceptance.js";
 
 const require = createRequire(import.meta.url);
 
@@ -87,8 +88,7 @@ describe("sampling for servers of mcp.json", () => {
   });
 
   it("reports the server in nesso://servers", async () => {
-    const { contents } = await client.readResource({ uri: "nesso://servers" });
-    const servers = JSON.parse(contents[0].text as string) as { servers: { name: string; state: string; tools: { name: string }[] }[] };
+    const servers = (await readJsonResource(client, "nesso://servers")) as unknown as { servers: { name: string; state: string; tools: { name: string }[] }[] };
     expect(servers.servers).toHaveLength(1);
     expect(servers.servers[0]).toMatchObject({ name: "everything", state: "ready" });
     expect(servers.servers[0].tools.map((tool) => tool.name)).toContain("trigger-sampling-request");

@@ -1,6 +1,6 @@
-// `nesso-mcp serve` over stdio as a subprocess with the real engine on the tiny fixture model: the
-// SDK client drives it like Claude Desktop would, and a raw reader checks that every line on stdout
-// is a JSON-RPC message while the model loads, generates and reports a tool error.
+// `nesso-mcp serve` over stdio as a subprocess with the real engine on the tiny fixture model. The
+// SDK client drives it like Claude Desktop would. A raw reader checks that every line on stdout is
+// a JSON-RPC message while the model loads, generates and reports a tool error.
 
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -31,7 +31,7 @@ describe("serve over stdio", () => {
     client = new Client({ name: "stdio-acceptance", version: "1.0.0" });
     const started = Date.now();
     await client.connect(transport);
-    // initialize is answered before any model work: the model loads on the first generate.
+    // initialize returns before any model work, because the model loads on the first generate.
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 

@@ -3,13 +3,14 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import type { CallToolResult, ProgressNotification } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, Progress } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { NessoError } from "../../src/errors.js";
 import { createNessoServer } from "../../src/server/mcp-server.js";
 import type { LoadedModel } from "../../src/server/model-slot.js";
 import { ServerRuntime, type RuntimeDependencies, type RuntimeOptions } from "../../src/server/runtime.js";
+import { readJsonResource } from "./acceptance.js";
 import { scriptedModel, type ScriptedModel } from "./scripted-model.js";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -127,7 +128,7 @@ describe("generate tool", () => {
   it("sends strictly increasing progress", async () => {
     const model = scriptedModel({ reply: () => "abcdefghijklmnopqrstuvwxyz0123456789".repeat(2) });
     const { client } = await connect({ model }, { progressEveryTokens: 8 });
-    const received: ProgressNotification["params"][] = [];
+    const received: Progress[] = [];
     await client.callTool({ name: "generate", arguments: { prompt: "alfabeto" } }, undefined, { onprogress: (progress) => received.push(progress) });
     expect(received.length).toBeGreaterThanOrEqual(7);
     for (let index = 1; index < received.length; index++) expect(received[index].progress).toBeGreaterThan(received[index - 1].progress);
@@ -253,10 +254,10 @@ describe("extract tool", () => {
 describe("resources", () => {
   it("describes the model before and after loading", async () => {
     const { client } = await connect({});
-    const before = JSON.parse((await client.readResource({ uri: "nesso://model" })).contents[0].text as string);
+    const before = await readJsonResource(client, "nesso://model");
     expect(before.state).toBe("not loaded");
     await client.callTool({ name: "generate", arguments: { prompt: "ciao" } });
-    const after = JSON.parse((await client.readResource({ uri: "nesso://model" })).contents[0].text as string);
+    const after = await readJsonResource(client, "nesso://model");
     expect(after).toMatchObject({ state: "ready", path: "/models/scripted", context_size: 4096, threads: 1, quantization: "none (float32 weights)" });
   });
 
@@ -264,7 +265,7 @@ describe("resources", () => {
     const { client } = await connect({});
     const { resources } = await client.listResources();
     expect(resources.map((resource) => resource.uri).sort()).toEqual(["nesso://model", "nesso://servers"]);
-    const servers = JSON.parse((await client.readResource({ uri: "nesso://servers" })).contents[0].text as string);
+    const servers = await readJsonResource(client, "nesso://servers");
     expect(servers.servers).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 // The `agent` tool: a task for the local model, which may call the tools of the servers in mcp.json
-// until it answers.
+// until it writes its final reply.
 
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -87,7 +87,7 @@ export function registerAgentTool(server: McpServer, runtime: ServerRuntime): vo
   );
 }
 
-/** The `approval` key of each server in mcp.json. */
+/** Collects the `approval` key of each server in mcp.json. */
 function approvalPolicies(runtime: ServerRuntime): Record<string, ApprovalPolicy> {
   const policies: Record<string, ApprovalPolicy> = {};
   for (const server of runtime.host?.config?.servers ?? []) {

@@ -121,7 +121,7 @@ async function extract(runtime: ServerRuntime, context: RequestContext, args: Ex
   };
 }
 
-/** Strips a Markdown code fence and the text around the outermost JSON value. */
+/** Returns the content of a Markdown code fence when the output has one, else the whole output, trimmed. */
 function jsonText(output: string): string {
   const fenced = /```(?:json)?\s*([\s\S]*?)```/i.exec(output);
   return (fenced ? fenced[1] : output).trim();
