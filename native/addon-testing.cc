@@ -100,11 +100,12 @@ Napi::Value attention(const Napi::CallbackInfo& info) {
   const Kernels& kernels = selectKernels();
   const size_t group = nHeads / nKvHeads;
   const float scale = 1.0f / std::sqrt(float(headDim));
-  std::vector<float> scores(positions), out(nHeads * headDim);
-  for (size_t head = 0; head < nHeads; head++) {
-    const size_t kvHead = head / group;
-    attendOneHead(kernels, q + head * headDim, k + kvHead * positions * headDim, v + kvHead * positions * headDim,
-                  positions, headDim, scale, scores.data(), out.data() + head * headDim);
+  std::vector<float> scores(group * positions), scaledQueries(group * headDim), matMulScratch(kMatMulRowBlock * headDim);
+  std::vector<float> out(nHeads * headDim);
+  for (size_t kvHead = 0; kvHead < nKvHeads; kvHead++) {
+    const size_t offset = kvHead * group * headDim;
+    attendGroup(kernels, q + offset, k + kvHead * positions * headDim, v + kvHead * positions * headDim, positions,
+                headDim, group, scale, {scores.data(), scaledQueries.data(), matMulScratch.data()}, out.data() + offset);
   }
   return toJs(info.Env(), out);
 }

@@ -27,8 +27,10 @@ void ForwardBuffers::reserve(const ModelConfig& config, size_t tokens, int threa
     capacity = tokens;
   }
   finalNormed.resize(size_t(config.dim));
-  if (scores.size() != size_t(threads) || scores[0].size() < contextSize) {
-    scores.assign(size_t(threads), std::vector<float>(contextSize));
+  const size_t group = size_t(config.queryHeadsPerKvHead());
+  if (scores.size() != size_t(threads) || scores[0].size() < group * contextSize) {
+    scores.assign(size_t(threads), std::vector<float>(group * contextSize));
+    scaledQueries.assign(size_t(threads), std::vector<float>(config.queryDim()));
   }
   const size_t widestInput = std::max({size_t(config.dim), config.queryDim(), size_t(config.ffnDim)});
   if (matMulScratch.size() != size_t(threads)) {
@@ -36,18 +38,23 @@ void ForwardBuffers::reserve(const ModelConfig& config, size_t tokens, int threa
   }
 }
 
-void attendOneHead(const Kernels& kernels, const float* query, const float* keys, const float* values, size_t n,
-                   size_t headDim, float scale, float* scores, float* out) {
-  // scores = (scale · q) Kᵀ over the n visible positions (the causal mask is n = position + 1).
-  float scaledQuery[kMaxHeadDim];
-  for (size_t d = 0; d < headDim; d++) scaledQuery[d] = query[d] * scale;
-  kernels.matVec(makeMatrix(keys, Dtype::F32, n, headDim), 0, n, scaledQuery, scores);
+void attendGroup(const Kernels& kernels, const float* queries, const float* keys, const float* values, size_t n,
+                 size_t headDim, size_t group, float scale, AttentionScratch scratch, float* out) {
+  // scores[g, j] = (scale · q_g) · k_j over the n visible positions (the causal mask is
+  // n = position + 1), in one pass over the keys for all heads of the group.
+  for (size_t i = 0; i < group * headDim; i++) scratch.scaledQueries[i] = queries[i] * scale;
+  kernels.matMul(makeMatrix(keys, Dtype::F32, n, headDim), 0, n, scratch.scaledQueries, group, scratch.scores, n,
+                 scratch.matMul);
 
-  kernels.softmax(scores, n);
+  // p[g, :] = softmax(scores[g, :])
+  for (size_t g = 0; g < group; g++) kernels.softmax(scratch.scores + g * n, n);
 
-  // out = p V
-  std::memset(out, 0, headDim * sizeof(float));
-  for (size_t j = 0; j < n; j++) kernels.axpy(scores[j], values + j * headDim, out, headDim);
+  // out[g] = p[g, :] V, reading each value row once for the whole group.
+  std::memset(out, 0, group * headDim * sizeof(float));
+  for (size_t j = 0; j < n; j++) {
+    const float* value = values + j * headDim;
+    for (size_t g = 0; g < group; g++) kernels.axpy(scratch.scores[g * n + j], value, out + g * headDim, headDim);
+  }
 }
 
 namespace {
@@ -132,24 +139,25 @@ void addResidual(ForwardBuffers& buffers, size_t count) {
   for (size_t i = 0; i < count; i++) residual[i] += projected[i];
 }
 
-// Causal attention of every new token and query head over the cache, one (token, head) pair per
-// chunk, so threads balance the longer rows of later tokens among themselves.
+// Causal attention of every new token over the cache, one (token, kv head) pair per chunk: the
+// query heads that share a kv head read its keys and values together, and threads balance the
+// longer rows of later tokens among themselves.
 void attendAll(Model& model, KvCache& cache, ForwardBuffers& buffers, int layer, size_t position, size_t tokens) {
   const ModelConfig& config = model.config;
   const size_t headDim = size_t(config.headDim);
   const size_t queryDim = config.queryDim();
   const size_t group = size_t(config.queryHeadsPerKvHead());
-  const size_t heads = size_t(config.nHeads);
+  const size_t kvHeads = size_t(config.nKvHeads);
   const float scale = 1.0f / std::sqrt(float(headDim));
 
-  model.pool.run(tokens * heads, [&](size_t item, int thread) {
-    const size_t t = item / heads;
-    const size_t head = item % heads;
-    const int kvHead = int(head / group);
-    const size_t offset = t * queryDim + head * headDim;
-    attendOneHead(model.kernels, buffers.query.data() + offset, cache.keys(layer, kvHead), cache.values(layer, kvHead),
-                  position + t + 1, headDim, scale, buffers.scores[size_t(thread)].data(),
-                  buffers.attention.data() + offset);
+  model.pool.run(tokens * kvHeads, [&](size_t item, int thread) {
+    const size_t t = item / kvHeads;
+    const int kvHead = int(item % kvHeads);
+    // Query heads kvHead * group .. (kvHead + 1) * group - 1 are adjacent in the query row.
+    const size_t offset = t * queryDim + size_t(kvHead) * group * headDim;
+    attendGroup(model.kernels, buffers.query.data() + offset, cache.keys(layer, kvHead), cache.values(layer, kvHead),
+                position + t + 1, headDim, group, scale, buffers.attentionScratch(thread),
+                buffers.attention.data() + offset);
   });
 }
 

@@ -12,6 +12,13 @@
 
 namespace nesso {
 
+// Per-thread working memory of attendGroup.
+struct AttentionScratch {
+  float* scores;         // [group, n]
+  float* scaledQueries;  // [group, headDim]
+  float* matMul;         // kMatMulRowBlock * headDim floats for the matMul kernel
+};
+
 // Activation buffers of one context, grown to the largest token count evaluated so far.
 struct ForwardBuffers {
   size_t capacity = 0;           // tokens the buffers below hold
@@ -28,10 +35,14 @@ struct ForwardBuffers {
   std::vector<float> ropeCos;    // [T, headDim / 2]
   std::vector<float> ropeSin;    // [T, headDim / 2]
   std::vector<float> finalNormed;                // [dim]
-  std::vector<std::vector<float>> scores;       // per thread [contextSize] attention weights
+  std::vector<std::vector<float>> scores;         // per thread [group, contextSize] attention weights
+  std::vector<std::vector<float>> scaledQueries;  // per thread [group, headDim]
   std::vector<std::vector<float>> matMulScratch;  // per thread [kMatMulRowBlock * widest input]
 
   void reserve(const ModelConfig& config, size_t tokens, int threads, size_t contextSize);
+  AttentionScratch attentionScratch(int thread) {
+    return {scores[size_t(thread)].data(), scaledQueries[size_t(thread)].data(), matMulScratch[size_t(thread)].data()};
+  }
 };
 
 // Evaluates `count` tokens at positions cache.length() .. cache.length() + count - 1: appends
@@ -44,9 +55,10 @@ void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_
 // set to -inf). Prefill calls it once after its last chunk, not after every chunk.
 void computeLogits(Model& model, ForwardBuffers& buffers, float* logits);
 
-// out[headDim] = softmax(scale * K q) · V over n cached positions; keys and values are [n, headDim]
-// rows. `scores` holds n floats.
-void attendOneHead(const Kernels& kernels, const float* query, const float* keys, const float* values, size_t n,
-                   size_t headDim, float scale, float* scores, float* out);
+// Attention of the `group` query heads [group, headDim] that share one kv head over n cached
+// positions (keys and values are [n, headDim] rows): out[g] = softmax(scale · K q_g) · V, written
+// to out [group, headDim].
+void attendGroup(const Kernels& kernels, const float* queries, const float* keys, const float* values, size_t n,
+                 size_t headDim, size_t group, float scale, AttentionScratch scratch, float* out);
 
 }  // namespace nesso
