@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { Model } from "../src/engine/model.js";
 import { loadNativeAddon } from "../src/engine/native.js";
 import type { TokenConstraint } from "../src/engine/types.js";
-import { LlamaCpp } from "../test/oracle/llama-cpp.js";
+import { asTokens, disposeCpuLlama, LlamaCpp } from "../test/oracle/llama-cpp.js";
 import { benchmarkPrompt, peakRssMiB, type EngineReport, type RunTiming } from "./measure.js";
 
 const { values } = parseArgs({
@@ -74,12 +74,12 @@ async function measureLlamaCpp(): Promise<EngineReport> {
   for (let run = 0; run <= runs; run++) {
     await llama.sequence.clearHistory();
     const prefillStart = performance.now();
-    await llama.sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1));
+    await llama.sequence.evaluateWithoutGeneratingNewTokens(asTokens(prompt.slice(0, -1)));
     const prefillMs = performance.now() - prefillStart;
 
     const decodeStart = performance.now();
     let generated = 0;
-    for await (const _token of llama.sequence.evaluate(prompt.slice(-1), { temperature: 0 })) {
+    for await (const _token of llama.sequence.evaluate(asTokens(prompt.slice(-1)), { temperature: 0 })) {
       generated++;
       if (generated === decodeTokens) break;
     }
@@ -89,6 +89,7 @@ async function measureLlamaCpp(): Promise<EngineReport> {
   }
   const details = { kvCache: "F16 (llama.cpp default)", flashAttention: "auto", batchSize: prefillTokens };
   await llama.dispose();
+  await disposeCpuLlama();
   return { engine: "llama.cpp", model: modelPath, threads, prefillTokens, decodeTokens, loadMs, runs: timings, peakRssMiB: peakRssMiB(), details };
 }
 

@@ -65,20 +65,20 @@ export class Model {
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     const { signal } = options;
     throwIfAborted(signal, "Model.load");
-    const modelDir = resolve(dir);
-    await checkDirectory(modelDir);
-
-    const config = resolveModelConfig(await readModelJson(modelDir, "config.json"));
-    const generationEosIds = await readGenerationEosIds(modelDir);
-    const textTokenizer = await TextTokenizer.load(modelDir);
-    const chatTemplate = await ChatTemplate.load(modelDir, textTokenizer.config);
-    throwIfAborted(signal, "Model.load");
-
-    const checkpoint = await readCheckpointTensors(modelDir);
-    const weights = buildModelSpec(config, checkpoint, { tokenizerVocabSize: textTokenizer.vocabSize });
     if (options.threads !== undefined && (!Number.isSafeInteger(options.threads) || options.threads < 1)) {
       throw new NessoError("INVALID_ARGUMENT", `Model.load: threads must be an integer >= 1, got ${options.threads}`);
     }
+    const modelDir = resolve(dir);
+    await checkDirectory(modelDir);
+
+    // Cheap checks first: config.json and the safetensors headers, then the tokenizer (about a
+    // second for a 128k vocabulary) and the chat template.
+    const config = resolveModelConfig(await readModelJson(modelDir, "config.json"));
+    const checkpoint = await readCheckpointTensors(modelDir);
+    const generationEosIds = await readGenerationEosIds(modelDir);
+    const textTokenizer = await TextTokenizer.load(modelDir);
+    const chatTemplate = await ChatTemplate.load(modelDir, textTokenizer.config);
+    const weights = buildModelSpec(config, checkpoint, { tokenizerVocabSize: textTokenizer.vocabSize });
     throwIfAborted(signal, "Model.load");
 
     const addon = loadNativeAddon();

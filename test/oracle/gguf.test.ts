@@ -3,15 +3,19 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel, readGgufFileInfo } from "node-llama-cpp";
+import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, describe, expect, it } from "vitest";
 import { TextTokenizer } from "../../src/engine/tokenizer.js";
 import { tinyCheckpoint, tinyShape, writeCheckpoint } from "../fixtures/checkpoint.js";
 import { makeTempDir } from "../engine/helpers.js";
 import { ggufTensorName, permuteRotaryRows, writeGguf } from "./gguf.js";
+import { disposeCpuLlama, getCpuLlama } from "./llama-cpp.js";
 
 const temp = makeTempDir("nesso-gguf-");
-afterAll(() => temp.remove());
+afterAll(async () => {
+  await disposeCpuLlama();
+  temp.remove();
+});
 
 const dir = tinyCheckpoint("F32");
 const ggufPath = await writeGguf(dir, join(temp.dir, "tiny.gguf"), { contextLength: 512 });
@@ -93,8 +97,7 @@ describe("GGUF writer", () => {
 
   it("tokenizes like our tokenizer in llama.cpp", async () => {
     const ours = await TextTokenizer.load(dir);
-    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-    const model = await llama.loadModel({ modelPath: ggufPath });
+    const model = await (await getCpuLlama()).loadModel({ modelPath: ggufPath });
     try {
       const texts = [
         "<|im_start|>user\nCiao! Com'è il tempo a Città di Castello? 🙂<|im_end|>\n<|im_start|>assistant\n",
@@ -106,7 +109,6 @@ describe("GGUF writer", () => {
       }
     } finally {
       await model.dispose();
-      await llama.dispose();
     }
   });
 });

@@ -330,7 +330,7 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
         sourceFd = openSync(tensor.file, "r");
         sources.set(tensor.file, sourceFd);
       }
-      let bytes = Buffer.alloc(tensor.source.byteLength);
+      let bytes: Buffer = Buffer.alloc(tensor.source.byteLength);
       readSync(sourceFd, bytes, 0, bytes.length, tensor.source.offset);
       bytes = widenToF32IfNeeded(bytes, tensor);
       if (tensor.permuteHeads !== null) {

@@ -7,11 +7,14 @@ import { Model } from "../../src/engine/model.js";
 import { cachedCheckpoint, tinyCheckpoint, tinyShape } from "../fixtures/checkpoint.js";
 import { collect, makeTempDir } from "../engine/helpers.js";
 import { writeGguf } from "./gguf.js";
-import { LlamaCpp } from "./llama-cpp.js";
+import { disposeCpuLlama, LlamaCpp } from "./llama-cpp.js";
 
 const greedySteps = 32;
 const temp = makeTempDir("nesso-oracle-");
-afterAll(() => temp.remove());
+afterAll(async () => {
+  await disposeCpuLlama();
+  temp.remove();
+});
 
 function logSoftmax(logits: Float32Array): Float64Array {
   let max = -Infinity;
@@ -29,18 +32,34 @@ function argmax(values: ArrayLike<number>): number {
 }
 
 interface Comparison {
-  /** max over steps and ids of |Δ log-softmax| between the engines. */
+  /** max over the compared positions and ids of |Δ log-softmax| between the engines. */
   maxDifference: number;
-  /** max over steps and ids of |logit| in our engine. */
+  /** max over the compared positions and ids of |logit| in our engine. */
   maxLogit: number;
   ourTokens: number[];
   llamaTokens: number[];
   promptLength: number;
 }
 
+/** Largest |a - b| over ids where llama.cpp's probability did not underflow, and largest |logit|. */
+function compareRows(ours: Float32Array, theirs: Float64Array): { difference: number; maxLogit: number } {
+  expect(theirs.length).toBe(ours.length);
+  const mine = logSoftmax(ours);
+  let difference = 0;
+  let maxLogit = 0;
+  for (let id = 0; id < mine.length; id++) {
+    maxLogit = Math.max(maxLogit, Math.abs(ours[id]));
+    // A probability that underflows float32 in node-llama-cpp carries no information.
+    if (theirs[id] === -Infinity) continue;
+    difference = Math.max(difference, Math.abs(mine[id] - theirs[id]));
+  }
+  return { difference, maxLogit };
+}
+
 /**
- * Runs our engine greedily for 32 steps (argmax of the logits, no stop tokens) and feeds the same
- * token ids to llama.cpp, comparing the distributions after the prompt and after every token.
+ * Runs our engine greedily for 32 steps (argmax of the logits, stop tokens included) and llama.cpp
+ * greedily on the same prompt, and compares the next-token logits after the prompt and after the
+ * prompt plus all 32 tokens.
  */
 async function compareWithLlamaCpp(modelDir: string, ggufTensorType: "source" | "F32"): Promise<Comparison> {
   const ggufPath = await writeGguf(modelDir, join(temp.dir, `${modelDir.split("/").pop()}-${ggufTensorType}.gguf`), { tensorType: ggufTensorType, contextLength: 256 });
@@ -53,41 +72,33 @@ async function compareWithLlamaCpp(modelDir: string, ggufTensorType: "source" | 
     ]),
   );
 
-  // Our engine: each step re-submits prompt + tokens so far; prefix reuse evaluates only the new token.
-  const ours: Float32Array[] = [];
+  // Each step re-submits prompt + tokens so far; prefix reuse evaluates only the new token.
+  const ourLogits: Float32Array[] = [];
   const ourTokens: number[] = [];
   for (let step = 0; step <= greedySteps; step++) {
-    const records = await collect(session.generate([...prompt, ...ourTokens], { maxTokens: 0 }));
-    const finish = records.at(-1)!;
+    const finish = (await collect(session.generate([...prompt, ...ourTokens], { maxTokens: 0 }))).at(-1)!;
     if (finish.kind === "finish" && step > 0) expect(finish.reusedTokens).toBe(prompt.length + ourTokens.length - 1);
     const logits = session.getLogits();
-    ours.push(logits);
+    if (step === 0 || step === greedySteps) ourLogits.push(logits);
     if (step < greedySteps) ourTokens.push(argmax(logits));
   }
   model.dispose();
 
-  const llama = await LlamaCpp.open(ggufPath, { contextSize: 256 });
-  let llamaRun;
+  const llama = await LlamaCpp.open(ggufPath, { contextSize: 256, threads: 1 });
   try {
-    llamaRun = await llama.followTokens(prompt, greedySteps, (step) => ourTokens[step]);
+    const afterPrompt = compareRows(ourLogits[0], await llama.logProbsAfter(prompt));
+    const afterTokens = compareRows(ourLogits[1], await llama.logProbsAfter([...prompt, ...ourTokens]));
+    const llamaTokens = await llama.greedy(prompt, greedySteps);
+    return {
+      maxDifference: Math.max(afterPrompt.difference, afterTokens.difference),
+      maxLogit: Math.max(afterPrompt.maxLogit, afterTokens.maxLogit),
+      ourTokens,
+      llamaTokens,
+      promptLength: prompt.length,
+    };
   } finally {
     await llama.dispose();
   }
-
-  let maxDifference = 0;
-  let maxLogit = 0;
-  for (let step = 0; step <= greedySteps; step++) {
-    const mine = logSoftmax(ours[step]);
-    const theirs = llamaRun.logProbs[step];
-    expect(theirs.length).toBe(mine.length);
-    for (let id = 0; id < mine.length; id++) {
-      maxLogit = Math.max(maxLogit, Math.abs(ours[step][id]));
-      // A probability that underflows float32 in node-llama-cpp carries no information.
-      if (theirs[id] === -Infinity) continue;
-      maxDifference = Math.max(maxDifference, Math.abs(mine[id] - theirs[id]));
-    }
-  }
-  return { maxDifference, maxLogit, ourTokens, llamaTokens: llamaRun.greedyTokens.slice(0, greedySteps), promptLength: prompt.length };
 }
 
 describe("llama.cpp oracle", () => {
@@ -95,7 +106,7 @@ describe("llama.cpp oracle", () => {
     tinyCheckpoint("F32");
   });
 
-  it("matches llama.cpp on F32 weights", async () => {
+  it("matches llama.cpp on F32 weights", { timeout: 120_000 }, async () => {
     const result = await compareWithLlamaCpp(tinyCheckpoint("F32"), "source");
     console.info(`F32: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
     expect(result.promptLength).toBeGreaterThanOrEqual(16);
@@ -103,7 +114,7 @@ describe("llama.cpp oracle", () => {
     expect(result.ourTokens).toEqual(result.llamaTokens);
   });
 
-  it("matches llama.cpp on BF16 weights", async () => {
+  it("matches llama.cpp on BF16 weights", { timeout: 120_000 }, async () => {
     const dir = cachedCheckpoint({ name: "tiny-bf16-s1", shape: tinyShape, dtype: "BF16", seed: 1 });
     // The GGUF holds the same BF16 values widened to F32, so llama.cpp computes them exactly.
     const result = await compareWithLlamaCpp(dir, "F32");
@@ -112,10 +123,25 @@ describe("llama.cpp oracle", () => {
     expect(result.ourTokens).toEqual(result.llamaTokens);
   });
 
-  it("matches llama.cpp on F16 weights", async () => {
+  it("matches llama.cpp on F16 weights", { timeout: 120_000 }, async () => {
     const dir = cachedCheckpoint({ name: "tiny-f16-s1", shape: tinyShape, dtype: "F16", seed: 1 });
     const result = await compareWithLlamaCpp(dir, "F32");
     console.info(`F16: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
+    expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
+    expect(result.ourTokens).toEqual(result.llamaTokens);
+  });
+
+  it("matches llama.cpp with llama3 RoPE and an untied head", { timeout: 120_000 }, async () => {
+    const dir = cachedCheckpoint({
+      name: "tiny-f32-llama3-untied-s2",
+      shape: tinyShape,
+      dtype: "F32",
+      seed: 2,
+      untied: true,
+      config: { rope_theta: 500000, rope_scaling: { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } },
+    });
+    const result = await compareWithLlamaCpp(dir, "source");
+    console.info(`llama3 RoPE, untied: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
     expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
     expect(result.ourTokens).toEqual(result.llamaTokens);
   });

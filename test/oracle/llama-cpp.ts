@@ -1,11 +1,17 @@
 // llama.cpp through node-llama-cpp 3.21.1 (prebuilt CPU binary, nothing is built or downloaded),
 // used as the reference implementation for logits and as the speed baseline of the benchmark.
 
-import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
+
+/** node-llama-cpp brands token ids; ours are plain numbers. */
+export const asTokens = (ids: readonly number[]): Token[] => ids as Token[];
 
 export interface LlamaCppOptions {
   contextSize: number;
-  /** Compute threads (default: node-llama-cpp's choice, the core count). */
+  /**
+   * Compute threads (default: node-llama-cpp's choice, the core count). ggml's threads spin while
+   * they wait for each other, so on a busy machine one thread can be far faster for tiny models.
+   */
   threads?: number;
   /** Batch size of one prefill call (default 512). */
   batchSize?: number;
@@ -17,10 +23,24 @@ export interface LlamaCppOptions {
   exact?: boolean;
 }
 
+let cpuLlama: Promise<Llama> | null = null;
+
+/** The llama.cpp CPU backend, loaded once per process (loading it takes a few seconds). */
+export function getCpuLlama(): Promise<Llama> {
+  cpuLlama ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, progressLogs: false });
+  return cpuLlama;
+}
+
+/** Unloads the backend of getCpuLlama(); safe to call when it was never loaded. */
+export async function disposeCpuLlama(): Promise<void> {
+  const loading = cpuLlama;
+  cpuLlama = null;
+  if (loading) await (await loading).dispose();
+}
+
 /** A GGUF model loaded in llama.cpp with one context and one sequence. */
 export class LlamaCpp {
   private constructor(
-    private readonly llama: Llama,
     readonly model: LlamaModel,
     readonly context: LlamaContext,
     readonly sequence: LlamaContextSequence,
@@ -28,7 +48,7 @@ export class LlamaCpp {
 
   /** Loads a GGUF on the CPU. */
   static async open(ggufPath: string, options: LlamaCppOptions): Promise<LlamaCpp> {
-    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, progressLogs: false });
+    const llama = await getCpuLlama();
     const model = await llama.loadModel({ modelPath: ggufPath });
     const exact = options.exact ?? true;
     const context = await model.createContext({
@@ -37,39 +57,44 @@ export class LlamaCpp {
       threads: options.threads,
       ...(exact ? { flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } : {}),
     });
-    return new LlamaCpp(llama, model, context, context.getSequence());
+    return new LlamaCpp(model, context, context.getSequence());
   }
 
   /**
-   * Evaluates `prompt`, then follows `steps` more tokens chosen by `choose` (given llama.cpp's
-   * greedy token and log-probabilities). Returns llama.cpp's log-softmax of the logits after the
-   * prompt and after each followed token ([steps + 1][vocabulary]) and its greedy tokens.
+   * Evaluates `tokens` from an empty cache and returns llama.cpp's log-softmax of the logits of the
+   * last position, one entry per vocabulary id (node-llama-cpp exposes probabilities, not raw
+   * logits, so the logits are known up to a constant).
    */
-  async followTokens(prompt: number[], steps: number, choose: (step: number, greedyToken: number) => number): Promise<{ logProbs: Float64Array[]; greedyTokens: number[] }> {
-    const iterator = this.sequence.evaluateWithMetadata(prompt, { probabilities: true }, { temperature: 0 });
-    const logProbs: Float64Array[] = [];
-    const greedyTokens: number[] = [];
+  async logProbsAfter(tokens: readonly number[]): Promise<Float64Array> {
+    await this.sequence.clearHistory();
+    const iterator = this.sequence.evaluateWithMetadata(asTokens(tokens), { probabilities: true }, { temperature: 0 });
     try {
-      let result = await iterator.next();
-      for (let step = 0; step <= steps && !result.done; step++) {
-        const { token, probabilities } = result.value;
-        // With greedy sampling nothing is filtered, so there is one probability per vocabulary id.
-        const row = new Float64Array(probabilities.size).fill(-Infinity);
-        for (const [id, probability] of probabilities) row[id] = Math.log(probability);
-        logProbs.push(row);
-        greedyTokens.push(token);
-        if (step === steps) break;
-        result = await iterator.next(choose(step, token));
-      }
+      const result = await iterator.next();
+      if (result.done) throw new Error("llama.cpp produced no token");
+      const probabilities = result.value.probabilities;
+      // With greedy sampling nothing is filtered, so there is one probability per vocabulary id.
+      const row = new Float64Array(probabilities.size).fill(-Infinity);
+      for (const [id, probability] of probabilities) row[id] = Math.log(probability);
+      return row;
     } finally {
       await iterator.return(undefined);
     }
-    return { logProbs, greedyTokens };
   }
 
+  /** Generates `count` tokens greedily after `prompt` (from an empty cache; stop tokens do not end it). */
+  async greedy(prompt: readonly number[], count: number): Promise<number[]> {
+    await this.sequence.clearHistory();
+    const tokens: number[] = [];
+    for await (const token of this.sequence.evaluate(asTokens(prompt), { temperature: 0 })) {
+      tokens.push(token);
+      if (tokens.length === count) break;
+    }
+    return tokens;
+  }
+
+  /** Frees the context and the model; the backend stays loaded (see disposeCpuLlama). */
   async dispose(): Promise<void> {
     await this.context.dispose();
     await this.model.dispose();
-    await this.llama.dispose();
   }
 }
