@@ -2,7 +2,11 @@
 // model can read and act on.
 
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { RequestId } from "@modelcontextprotocol/sdk/types.js";
 import { NessoError } from "../errors.js";
+import { createLogger } from "../logger.js";
+
+const log = createLogger("server");
 
 /** Builds a successful result with `structuredContent` and the same data as text. */
 export function structuredResult(data: Record<string, unknown>, text?: string): CallToolResult {
@@ -12,10 +16,12 @@ export function structuredResult(data: Record<string, unknown>, text?: string): 
   };
 }
 
-/** Builds an `isError` result; `error` may be an exception or a message. */
-export function errorResult(tool: string, error: unknown): CallToolResult {
+/** Builds an `isError` result and logs it; `error` may be an exception or a message. */
+export function errorResult(tool: string, error: unknown, requestId?: RequestId): CallToolResult {
+  const text = `${tool} failed: ${describeError(error)}`;
+  log.warn(requestId === undefined ? text : `request ${String(requestId)}: ${text}`);
   return {
-    content: [{ type: "text", text: `${tool} failed: ${describeError(error)}` }],
+    content: [{ type: "text", text }],
     isError: true,
   };
 }

@@ -55,7 +55,7 @@ export function registerAgentTool(server: McpServer, runtime: ServerRuntime): vo
     },
     async (args, extra) => {
       const runAgent = runtime.runAgent;
-      if (runAgent === undefined) return errorResult("agent", "this server was started without the agent loop, so only generate and extract are available");
+      if (runAgent === undefined) return errorResult("agent", "this server was started without the agent loop, so only generate and extract are available", extra.requestId);
       try {
         await runtime.startHost();
         const tools = selectServers(runtime.host ?? emptyExecutor, args.servers);
@@ -81,7 +81,7 @@ export function registerAgentTool(server: McpServer, runtime: ServerRuntime): vo
         );
         return agentResult(result);
       } catch (error) {
-        return errorResult("agent", error);
+        return errorResult("agent", error, extra.requestId);
       }
     },
   );

@@ -52,14 +52,14 @@ export function registerExtractTool(server: McpServer, runtime: ServerRuntime): 
       try {
         schema = compileJsonSchema(args.schema);
       } catch (error) {
-        return errorResult("extract", error);
+        return errorResult("extract", error, extra.requestId);
       }
       try {
         const outcome = await runtime.runRequest("extract", extra, (context) => extract(runtime, context, args, schema));
-        if (!outcome.ok) return errorResult("extract", outcome.message);
+        if (!outcome.ok) return errorResult("extract", outcome.message, extra.requestId);
         return structuredResult({ data: outcome.data, attempts: outcome.attempts }, JSON.stringify(outcome.data));
       } catch (error) {
-        return errorResult("extract", error);
+        return errorResult("extract", error, extra.requestId);
       }
     },
   );

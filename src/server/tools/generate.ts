@@ -58,12 +58,12 @@ export function registerGenerateTool(server: McpServer, runtime: ServerRuntime):
     },
     async (args, extra) => {
       const problem = checkGenerateArguments(args);
-      if (problem !== undefined) return errorResult("generate", problem);
+      if (problem !== undefined) return errorResult("generate", problem, extra.requestId);
       try {
         const result = await runtime.runRequest("generate", extra, (context) => generate(runtime, context, args));
         return structuredResult(result, result.text);
       } catch (error) {
-        return errorResult("generate", error);
+        return errorResult("generate", error, extra.requestId);
       }
     },
   );
