@@ -1,5 +1,5 @@
 // A context: one sequence's KV cache, activation buffers and last logits over a shared model.
-// The JS side allows one eval, saveState or loadState at a time per context (the busy flag);
+// The bindings allow one eval, saveState or loadState at a time per context (the busy flag).
 // cancel() may be called from the JS thread while an eval runs on a worker thread.
 #pragma once
 

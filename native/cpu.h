@@ -1,4 +1,4 @@
-// What the CPU offers: SIMD extensions for kernel dispatch, and the physical core count that
+// CPU facts: the SIMD extensions that kernel dispatch checks, and the physical core count that
 // sizes the default thread pool.
 #pragma once
 

@@ -139,9 +139,9 @@ void addResidual(ForwardBuffers& buffers, size_t count) {
   for (size_t i = 0; i < count; i++) residual[i] += projected[i];
 }
 
-// Causal attention of every new token over the cache, one (token, kv head) pair per chunk: the
-// query heads that share a kv head read its keys and values together, and threads balance the
-// longer rows of later tokens among themselves.
+// Causal attention of every new token over the cache, one (token, kv head) pair per chunk. The
+// query heads that share a kv head read its keys and values together. Threads claim pairs one at
+// a time, which balances the longer rows of later tokens.
 void attendAll(Model& model, KvCache& cache, ForwardBuffers& buffers, int layer, size_t position, size_t tokens) {
   const ModelConfig& config = model.config;
   const size_t headDim = size_t(config.headDim);

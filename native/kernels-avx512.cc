@@ -1,8 +1,8 @@
 // AVX-512 (F, BW, VL) + FMA + F16C kernels (16 floats per vector). Compiled with the AVX-512 flags
 // and called only when the CPU reports AVX-512 F/BW/VL, so nothing here may run at load time.
 //
-// NOTE: no CPU with AVX-512 was available where this was written; only the vector traits below
-// differ from the AVX2 file, and the algorithms in kernels-simd.inc are tested through AVX2.
+// NOTE: this file compiles but has not run on an AVX-512 CPU yet. Only the vector traits below
+// differ from the AVX2 file, whose algorithms (kernels-simd.inc) the tests cover.
 // TODO: a BF16 path with _mm512_dpbf16_ps (bf16 activations) for prefill.
 
 #include <immintrin.h>

@@ -1,8 +1,8 @@
 // NEON kernels for AArch64 (4 floats per vector). Advanced SIMD is part of the AArch64 base
 // architecture, so this file needs no extra compiler flags.
 //
-// NOTE: no arm64 machine was available where this was written; only the vector traits below
-// differ from the AVX2 file, and the algorithms in kernels-simd.inc are tested through AVX2.
+// NOTE: this file has not been compiled or run on arm64 yet. Only the vector traits below differ
+// from the AVX2 file, whose algorithms (kernels-simd.inc) the tests cover.
 
 #if defined(__aarch64__)
 

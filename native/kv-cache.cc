@@ -110,7 +110,7 @@ size_t KvCache::loadState(const uint8_t* state, size_t size, uint64_t fingerprin
          "(weights fingerprint differs); save it again with this model");
   }
   if (header.tokens > contextSize_) {
-    fail(ErrorCode::ContextFull, "loadState: the state holds ", header.tokens, " tokens but contextSize is ", contextSize_,
+    fail(ErrorCode::ContextFull, "loadState: the state contains ", header.tokens, " tokens but contextSize is ", contextSize_,
          " (create a context of at least ", header.tokens, " positions)");
   }
   if (header.logitCount != 0 && header.logitCount != logitCapacity) {

@@ -36,7 +36,7 @@ class KvCache {
 
   // Restores a state written by saveState and returns how many logits it carried (0 or
   // logitCapacity), copied into `logits`. Throws InvalidArgument when the state is malformed or
-  // belongs to another model, ContextFull when it holds more tokens than this context.
+  // belongs to another model, ContextFull when it contains more tokens than this context.
   size_t loadState(const uint8_t* state, size_t size, uint64_t fingerprint, float* logits, size_t logitCapacity);
 
  private:

@@ -49,7 +49,7 @@ void sortLeading(std::vector<SamplerCandidate>& candidates, size_t count) {
 }
 
 // Keeps the shortest prefix in descending order whose probability mass reaches topP. Sorting all
-// 128k candidates takes milliseconds, so it sorts growing prefixes until one holds enough mass.
+// 128k candidates takes milliseconds, so it sorts growing prefixes until one contains enough mass.
 void applyTopP(std::vector<SamplerCandidate>& candidates, float topP) {
   size_t sorted = 0;
   for (size_t prefix = 64;; prefix *= 8) {

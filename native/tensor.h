@@ -1,7 +1,7 @@
 // Element types and the weight-matrix view the kernels read.
 //
 // The SIMD kernel files include this header and are compiled with extra target flags, so it
-// declares only plain structs and out-of-line functions: an inline function emitted by an AVX2
+// declares only plain structs and out-of-line functions. An inline function emitted by an AVX2
 // file could be picked by the linker for every caller and then crash a CPU without AVX2.
 #pragma once
 

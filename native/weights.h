@@ -18,8 +18,8 @@ struct TensorSpec {
   std::string name;
   size_t file = 0;  // index into the file list
   Dtype dtype = Dtype::F32;
-  // False for a dtype the engine cannot compute with (U32 quantized weights, F8 …); such a
-  // tensor is bounds-checked but loadModel fails only if the model needs it.
+  // False for a dtype the engine cannot compute with (U32 quantized weights, F8 …). Such a tensor
+  // is bounds-checked, and loadModel fails only if the model needs it.
   bool dtypeSupported = true;
   std::string dtypeText;  // the safetensors dtype string, for messages
   std::vector<uint64_t> shape;
