@@ -58,6 +58,7 @@ export async function runAgentForServer(request: AgentRunRequest): Promise<Agent
     signal: request.signal,
     onEvent,
     approval,
+    toolCallConstraint: request.grammars === undefined ? undefined : (constraintRequest) => request.grammars!.toolCallConstraint(constraintRequest),
   });
   return {
     answer: result.text,

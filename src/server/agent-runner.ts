@@ -4,6 +4,7 @@
 import type { ApprovalPolicy, Approver } from "../agent/approval.js";
 import type { ChatModel } from "../engine/types.js";
 import type { ToolExecutor } from "../host/types.js";
+import type { ModelGrammars } from "../tool-calling/grammar/model-grammars.js";
 
 /** One tool call the agent made. */
 export interface AgentStep {
@@ -33,6 +34,8 @@ export interface AgentRunRequest {
   serverPolicies?: Readonly<Record<string, ApprovalPolicy>>;
   /** Asks the caller's user about a call that needs approval; absent when the caller cannot be asked. */
   approve?: Approver;
+  /** Grammars of the model, whose tool-call constraint keeps calls valid; absent when the model has none. */
+  grammars?: ModelGrammars;
 }
 
 export interface AgentRunResult {

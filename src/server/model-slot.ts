@@ -2,8 +2,9 @@
 // `tools/list` respond at once while the weights load.
 
 import { DisposedError, NessoError } from "../errors.js";
-import type { ChatModel, TokenConstraint } from "../engine/types.js";
+import type { ChatModel } from "../engine/types.js";
 import { createLogger } from "../logger.js";
+import type { ModelGrammars } from "../tool-calling/grammar/model-grammars.js";
 import { EngineLock, lockedChatModel } from "./engine-lock.js";
 
 const log = createLogger("server");
@@ -29,10 +30,10 @@ export interface LoadedModel {
   chatModel: ChatModel;
   info: ModelInfo;
   /**
-   * Builds a token constraint that makes the output one JSON value valid for `schema`, or returns
-   * undefined for a schema the grammar engine cannot compile. Absent when the model offers none.
+   * Loads the grammars over the model's vocabulary (tool calls, JSON output) on the first call and
+   * returns the same object afterwards. Absent when the model offers none.
    */
-  createJsonConstraint?: (schema: Record<string, unknown>) => TokenConstraint | undefined;
+  grammars?: () => Promise<ModelGrammars>;
   /** Frees the session and the weights. */
   dispose(): void | Promise<void>;
 }
@@ -70,9 +71,9 @@ export class ModelSlot {
     return this.#loaded?.info;
   }
 
-  /** The loaded model's JSON constraint builder, if it has one. */
-  get createJsonConstraint(): LoadedModel["createJsonConstraint"] {
-    return this.#loaded?.createJsonConstraint;
+  /** Returns the loaded model's grammars, or undefined when it has none (or is not loaded). */
+  async grammars(): Promise<ModelGrammars | undefined> {
+    return this.#loaded?.grammars?.();
   }
 
   /** Error of the last failed load, while the state is "failed". */

@@ -59,8 +59,9 @@ export function registerAgentTool(server: McpServer, runtime: ServerRuntime): vo
       try {
         await runtime.startHost();
         const tools = selectServers(runtime.host ?? emptyExecutor, args.servers);
-        const result = await runtime.runRequest("agent", extra, (context) =>
+        const result = await runtime.runRequest("agent", extra, async (context) =>
           runAgent({
+            grammars: await runtime.models.grammars(),
             task: args.task,
             model: context.model,
             host: tools,

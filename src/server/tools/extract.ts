@@ -97,7 +97,7 @@ async function extract(runtime: ServerRuntime, context: RequestContext, args: Ex
       );
     }
 
-    const constraint = runtime.models.createJsonConstraint?.(args.schema);
+    const constraint = (await runtime.models.grammars())?.jsonConstraint(args.schema);
     let output = "";
     for await (const record of model.generate(prompt, { maxTokens: args.max_tokens ?? defaultMaxTokens, temperature: 0, signal, constraint })) {
       if (record.kind === "finish") {
