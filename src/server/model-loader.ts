@@ -38,9 +38,9 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
     }
     const storage = await readWeightStorage(reference.dir);
     const { config } = model;
-    // The vocabulary is read on the first call that needs a grammar, not at load time, so a server
-    // that never extracts or runs the agent does not pay for it (2.2 s for Llama-3's 128k tokens,
-    // measured once on a 2-core x86_64 test machine).
+    // The vocabulary is read on the first call that needs a grammar, not at load time. A server
+    // that never extracts or runs the agent does not pay for it: 2.2 s for Llama-3's 128k tokens,
+    // measured once on a 2-core x86_64 test machine.
     let grammars: Promise<ModelGrammars> | undefined;
     return {
       chatModel,

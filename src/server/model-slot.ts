@@ -148,7 +148,7 @@ export class ModelSlot {
   }
 }
 
-/** Returns a NessoError unchanged, because its message already tells how to get a model, and wraps anything else. */
+/** Returns a NessoError unchanged, because its message already names the fix, and wraps anything else. */
 function asModelError(error: unknown): Error {
   if (error instanceof NessoError) return error;
   const message = error instanceof Error ? error.message : String(error);
