@@ -110,6 +110,27 @@ Napi::Value attention(const Napi::CallbackInfo& info) {
   return toJs(info.Env(), out);
 }
 
+// softmax(x)
+Napi::Value softmax(const Napi::CallbackInfo& info) {
+  size_t n;
+  const float* x = floatData(info[0], "testing.softmax", "x", &n);
+  std::vector<float> out(x, x + n);
+  selectKernels().softmax(out.data(), n);
+  return toJs(info.Env(), out);
+}
+
+// siluMul(gate, up) = silu(gate) ⊙ up
+Napi::Value siluMul(const Napi::CallbackInfo& info) {
+  constexpr const char* operation = "testing.siluMul";
+  size_t n, upLength;
+  const float* gate = floatData(info[0], operation, "gate", &n);
+  const float* up = floatData(info[1], operation, "up", &upLength);
+  requireLength(operation, "up", upLength, n);
+  std::vector<float> out(gate, gate + n);
+  selectKernels().siluMul(out.data(), up, n);
+  return toJs(info.Env(), out);
+}
+
 Matrix weightMatrix(const Napi::CallbackInfo& info, const char* operation, size_t* rows, size_t* cols) {
   Napi::Uint8Array bytes = requireTypedArray(info[0], napi_uint8_array, operation, "weights").As<Napi::Uint8Array>();
   std::string dtypeText = requireString(info[1], operation, "dtype");
@@ -162,6 +183,8 @@ Napi::Object createTestingObject(Napi::Env env) {
   testing.Set("attention", Napi::Function::New(env, guarded<attention>, "attention"));
   testing.Set("matVec", Napi::Function::New(env, guarded<matVec>, "matVec"));
   testing.Set("matMul", Napi::Function::New(env, guarded<matMul>, "matMul"));
+  testing.Set("softmax", Napi::Function::New(env, guarded<softmax>, "softmax"));
+  testing.Set("siluMul", Napi::Function::New(env, guarded<siluMul>, "siluMul"));
   return testing;
 }
 

@@ -34,6 +34,20 @@ struct Neon {
   static Vec loadF16(const uint8_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(loadHalves(p))); }
   static Vec fma(Vec a, Vec b, Vec c) { return vfmaq_f32(c, a, b); }
   static Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
+  static Vec sub(Vec a, Vec b) { return vsubq_f32(a, b); }
+  static Vec mul(Vec a, Vec b) { return vmulq_f32(a, b); }
+  static Vec div(Vec a, Vec b) { return vdivq_f32(a, b); }
+  static Vec min(Vec a, Vec b) { return vminq_f32(a, b); }
+  static Vec max(Vec a, Vec b) { return vmaxq_f32(a, b); }
+  static Vec round(Vec v) { return vrndnq_f32(v); }
+  static Vec exp2Integer(Vec n) {
+    int32x4_t exponent = vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127));
+    return vreinterpretq_f32_s32(vshlq_n_s32(exponent, 23));
+  }
+  static Vec keepWhereAtLeast(Vec value, Vec x, float limit) {
+    uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(limit));
+    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(value), keep));
+  }
   static float reduce(Vec v) { return vaddvq_f32(v); }
 };
 

@@ -143,6 +143,10 @@ export interface NativeTesting {
   matVec(weights: Uint8Array, dtype: NativeDtype, rows: number, cols: number, x: Float32Array): Float32Array;
   /** y [tokens, rows] = x [tokens, cols] · Wᵀ with the prefill kernel. */
   matMul(weights: Uint8Array, dtype: NativeDtype, rows: number, cols: number, x: Float32Array, tokens: number): Float32Array;
+  /** softmax(x); -Infinity entries get 0. */
+  softmax(x: Float32Array): Float32Array;
+  /** silu(gate) ⊙ up with silu(z) = z / (1 + e^-z). */
+  siluMul(gate: Float32Array, up: Float32Array): Float32Array;
 }
 
 export interface NativeAddon {

@@ -143,6 +143,8 @@ function mapTesting(raw: NativeTesting): NativeTesting {
     matVec: (weights, dtype, rows, cols, x) => callNative(() => raw.matVec(weights, dtype, rows, cols, x)),
     matMul: (weights, dtype, rows, cols, x, tokens) =>
       callNative(() => raw.matMul(weights, dtype, rows, cols, x, tokens)),
+    softmax: (x) => callNative(() => raw.softmax(x)),
+    siluMul: (gate, up) => callNative(() => raw.siluMul(gate, up)),
   };
 }
 

@@ -115,6 +115,33 @@ describe("native kernels", () => {
       }
     });
 
+    it("softmax matches Math.exp over a wide range", async () => {
+      // Differences up to 90 cover the whole float range of e^x, including values that underflow.
+      const x = Float32Array.from({ length: 203 }, (_, i) => -90 + (i * 90) / 202);
+      x[5] = -Infinity;
+      const out = await withSimdPath(path, () => testing.softmax(x));
+
+      const max = Math.max(...x);
+      const weights = Array.from(x, (value) => Math.exp(value - max));
+      const total = weights.reduce((a, b) => a + b, 0);
+      expect(out[5]).toBe(0);
+      weights.forEach((weight, i) => {
+        const expected = weight / total;
+        expect(Math.abs(out[i] - expected), `index ${i}`).toBeLessThanOrEqual(4e-7 * expected + 1e-37);
+      });
+    });
+
+    it("siluMul matches z / (1 + e^-z) · up", async () => {
+      const gate = Float32Array.from({ length: 67 }, (_, i) => -100 + i * 3.1);
+      const up = Float32Array.from({ length: 67 }, (_, i) => 1 + (i % 5) * 0.25);
+      const out = await withSimdPath(path, () => testing.siluMul(gate, up));
+
+      gate.forEach((z, i) => {
+        const expected = (z / (1 + Math.exp(-z))) * up[i];
+        expect(Math.abs(out[i] - expected), `z ${z}`).toBeLessThanOrEqual(4e-7 * Math.abs(expected) + 1e-30);
+      });
+    });
+
     it("attention maps query head h to kv head floor(h / 3) with 15/5 heads", async () => {
       const nHeads = 15;
       const nKvHeads = 5;
