@@ -51,7 +51,7 @@ struct Avx2 {
   }
 };
 
-#include "kernels-simd.inc"
+#include "kernels-simd.h"
 
 constexpr Kernels kAvx2Kernels = makeKernels<Avx2>("avx2");
 

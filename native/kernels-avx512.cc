@@ -2,7 +2,7 @@
 // and called only when the CPU reports AVX-512 F/BW/VL, so nothing here may run at load time.
 //
 // NOTE: this file compiles but has not run on an AVX-512 CPU yet. Only the vector traits below
-// differ from the AVX2 file, whose algorithms (kernels-simd.inc) the tests cover.
+// differ from the AVX2 file, whose algorithms (kernels-simd.h) the tests cover.
 // TODO: a BF16 path with _mm512_dpbf16_ps (bf16 activations) for prefill.
 
 #include <immintrin.h>
@@ -51,7 +51,7 @@ struct Avx512 {
   static float reduce(Vec v) { return _mm512_reduce_add_ps(v); }
 };
 
-#include "kernels-simd.inc"
+#include "kernels-simd.h"
 
 constexpr Kernels kAvx512Kernels = makeKernels<Avx512>("avx512");
 

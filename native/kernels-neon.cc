@@ -2,7 +2,7 @@
 // architecture, so this file needs no extra compiler flags.
 //
 // NOTE: this file has not been compiled or run on arm64 yet. Only the vector traits below differ
-// from the AVX2 file, whose algorithms (kernels-simd.inc) the tests cover.
+// from the AVX2 file, whose algorithms (kernels-simd.h) the tests cover.
 
 #if defined(__aarch64__)
 
@@ -51,7 +51,7 @@ struct Neon {
   static float reduce(Vec v) { return vaddvq_f32(v); }
 };
 
-#include "kernels-simd.inc"
+#include "kernels-simd.h"
 
 constexpr Kernels kNeonKernels = makeKernels<Neon>("neon");
 

@@ -1,6 +1,6 @@
 // The numeric kernels of the forward pass, as a table of function pointers per instruction set.
 // kernels-portable.cc is the plain C++ reference; kernels-avx2.cc, kernels-avx512.cc and
-// kernels-neon.cc compile the same algorithms (kernels-simd.inc) with wider vectors. The table is
+// kernels-neon.cc compile the same algorithms (kernels-simd.h) with wider vectors. The table is
 // chosen at run time from the CPU and the NESSO_MCP_SIMD environment variable.
 #pragma once
 

@@ -1,6 +1,7 @@
-// The SIMD kernels, written once over a vector-traits type `S` and included by kernels-avx2.cc,
-// kernels-avx512.cc and kernels-neon.cc inside an anonymous namespace, so every function here has
-// internal linkage and is compiled only with that file's target flags.
+// The SIMD kernels, written once over a vector-traits type `S`. Not a standalone header: it is
+// included by kernels-avx2.cc, kernels-avx512.cc and kernels-neon.cc inside an anonymous
+// namespace, so every function here has internal linkage and is compiled only with that file's
+// target flags.
 //
 // S provides:
 //   Vec, kWidth (floats per vector), kTokenTile (tokens per matMul micro-kernel)
