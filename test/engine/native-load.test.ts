@@ -1,7 +1,7 @@
 // loadModel: the addon validates every part of the spec before it reads weights, so a wrong spec
 // or a damaged file becomes a rejected promise with a code, never a crash.
 
-import { copyFileSync, mkdtempSync, rmSync, truncateSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,6 +57,17 @@ describe("native loadModel", () => {
     const model = await addon.loadModel({ ...good, threads: 0 });
     expect(model.threads).toBe(addon.physicalCores());
     model.dispose();
+  });
+
+  it("loads from a path with accents and emoji", async () => {
+    const unicodeDir = join(dir, "modello-però-🦆");
+    mkdirSync(unicodeDir);
+    const file = join(unicodeDir, "model.safetensors");
+    copyFileSync(good.files[0], file);
+
+    const model = await addon.loadModel({ ...good, files: [file] });
+    model.dispose();
+    await expectRejection({ ...good, files: [join(unicodeDir, "mancante.safetensors")] }, "MODEL_NOT_FOUND", /modello-però-🦆\/mancante\.safetensors/);
   });
 
   it("rejects a missing weights file", async () => {
