@@ -10,7 +10,7 @@ import { createLogger } from "../logger.js";
 import type { HostConfig } from "./config.js";
 import { defaultConnectionOptions, ServerConnection, type ConnectionOptions, type RestartPolicy, type ServerStatus } from "./connection.js";
 import { buildRegistry } from "./registry.js";
-import { abortReason, type SamplingHandler } from "./session.js";
+import { abortReason, type ElicitationHandler, type SamplingHandler } from "./session.js";
 import type { CallToolOptions, RegisteredTool, ToolExecutor } from "./types.js";
 
 const log = createLogger("host");
@@ -46,6 +46,7 @@ export class Host implements ToolExecutor {
   #state: HostState = "new";
   #connections: ServerConnection[] = [];
   #samplingHandler?: SamplingHandler;
+  #elicitationHandler?: ElicitationHandler;
   #tools: RegisteredTool[] = [];
   #byName = new Map<string, { connection: ServerConnection; tool: RegisteredTool }>();
   #toolsFingerprint = "[]";
@@ -72,6 +73,22 @@ export class Host implements ToolExecutor {
       );
     }
     this.#samplingHandler = handler;
+  }
+
+  /**
+   * Sets the function that answers servers' form-mode `elicitation/create` requests. Like the
+   * sampling handler, it must be set before start() for the `elicitation` capability to be declared.
+   */
+  setElicitationHandler(handler: ElicitationHandler): void {
+    if (this.#state === "closed") throw new DisposedError("Host");
+    if (this.#state !== "new" && this.#elicitationHandler === undefined) {
+      throw new NessoError(
+        "INVALID_ARGUMENT",
+        "setElicitationHandler() was called after start(); servers were initialized without the elicitation capability " +
+          "(set the handler before start())",
+      );
+    }
+    this.#elicitationHandler = handler;
   }
 
   /**
@@ -175,6 +192,7 @@ export class Host implements ToolExecutor {
       clientInfo: options.clientInfo ?? defaults.clientInfo,
       roots: (options.roots ?? [process.cwd()]).map((root) => resolve(root)),
       samplingHandler: this.#samplingHandler === undefined ? undefined : (params, context) => this.#samplingHandler!(params, context),
+      elicitationHandler: this.#elicitationHandler === undefined ? undefined : (params, context) => this.#elicitationHandler!(params, context),
       startTimeoutMs: options.startTimeoutMs ?? defaults.startTimeoutMs,
       listTimeoutMs: options.listTimeoutMs ?? defaults.listTimeoutMs,
       callTimeoutMs: options.callTimeoutMs ?? defaults.callTimeoutMs,

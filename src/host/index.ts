@@ -13,5 +13,5 @@ export {
   type StdioServerConfig,
 } from "./config.js";
 export type { RestartPolicy, ServerState, ServerStatus } from "./connection.js";
-export type { SamplingHandler } from "./session.js";
+export type { ElicitationHandler, SamplingHandler } from "./session.js";
 export type { CallToolOptions, RegisteredTool, ToolExecutor } from "./types.js";

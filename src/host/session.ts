@@ -10,6 +10,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontex
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   CreateMessageRequestSchema,
+  ElicitRequestSchema,
   ErrorCode,
   ListRootsRequestSchema,
   LoggingMessageNotificationSchema,
@@ -21,6 +22,7 @@ import {
   type Implementation,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { ElicitRequestFormParams, ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 
 import { NessoError } from "../errors.js";
 import { createLogger } from "../logger.js";
@@ -46,6 +48,16 @@ export type SamplingHandler = (
   context: { server: string; signal: AbortSignal },
 ) => Promise<CreateMessageResult>;
 
+/**
+ * Handles a server's form-mode `elicitation/create` request (ask the user for structured input).
+ * Defaults declared in the requested schema are filled into an accepted answer by the SDK client,
+ * because the capability is declared with `applyDefaults`.
+ */
+export type ElicitationHandler = (
+  params: ElicitRequestFormParams,
+  context: { server: string; signal: AbortSignal },
+) => Promise<ElicitResult>;
+
 export type TransportKind = "stdio" | "http" | "sse";
 
 export interface SessionOptions {
@@ -53,6 +65,7 @@ export interface SessionOptions {
   /** Directories offered to the server as roots (file:// URIs); `false` declares no roots capability. */
   roots: readonly string[] | false;
   samplingHandler?: SamplingHandler;
+  elicitationHandler?: ElicitationHandler;
   /** Bound on initialize plus the first tools/list, in milliseconds. */
   startTimeoutMs: number;
   /** Timeout of each tools/list page, in milliseconds. */
@@ -91,6 +104,7 @@ export class Session {
     const capabilities: ClientCapabilities = {};
     if (options.roots !== false) capabilities.roots = {};
     if (options.samplingHandler !== undefined) capabilities.sampling = {};
+    if (options.elicitationHandler !== undefined) capabilities.elicitation = { form: { applyDefaults: true } };
     this.client = new Client(options.clientInfo, { capabilities });
     this.#installHandlers();
   }
@@ -208,6 +222,16 @@ export class Session {
       client.setRequestHandler(CreateMessageRequestSchema, (request, extra) =>
         sampling(request.params, { server: this.server, signal: extra.signal }),
       );
+    }
+
+    const elicitation = this.#options.elicitationHandler;
+    if (elicitation !== undefined) {
+      client.setRequestHandler(ElicitRequestSchema, async (request, extra) => {
+        const params = request.params;
+        // Only form mode is declared, so a URL-mode request is declined rather than guessed at.
+        if ("mode" in params && params.mode === "url") return { action: "decline" };
+        return elicitation(params as ElicitRequestFormParams, { server: this.server, signal: extra.signal });
+      });
     }
 
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {

@@ -13,6 +13,8 @@ if (url === undefined) {
 
 const config = parseConfig(JSON.stringify({ mcpServers: { conformance: { type: "http", url } } }), { env: {} });
 const host = new Host(config, { roots: [], startTimeoutMs: 20_000, callTimeoutMs: 20_000 });
+// Accept every form with no values of our own, so the SDK fills in the schema's defaults.
+host.setElicitationHandler(async () => ({ action: "accept", content: {} }));
 
 /** Calls the tool the conformance server registered under `originalName`. */
 async function callTool(originalName: string, args: Record<string, unknown>): Promise<void> {
