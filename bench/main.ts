@@ -14,7 +14,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -103,6 +103,7 @@ function summarize(report: EngineReport) {
 
 const log = (line: string) => process.stdout.write(line + "\n");
 
+const loadBefore = loadavg()[0];
 const generateStart = performance.now();
 const checkpoint = cachedCheckpoint({ name: preset.fixture, shape: nessoShape, dtype: preset.dtype, seed: preset.seed });
 log(`checkpoint ${checkpoint} ready in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`);
@@ -118,6 +119,8 @@ if (!values["no-compare"]) {
 
 log("");
 log(`machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}`);
+// Other processes compete for the cores; a 1-minute load average above the core count means the figures are low.
+log(`load average (1 min): ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
 log(`preset ${values.preset}, ${threads} threads, prefill ${prefill} tokens, decode ${decode} tokens, median of ${runs} runs after one warm-up`);
 log("");
 log("| engine | prefill tok/s (min-max) | decode tok/s (min-max) | peak RSS MiB | load ms | details |");

@@ -8,7 +8,7 @@ export interface RunTiming {
   decodeTokensPerSecond: number;
 }
 
-/** What one engine process reports (printed as one JSON line on stdout). */
+/** Report of one engine process, printed as one JSON line on stdout. */
 export interface EngineReport {
   engine: string;
   /** Model file or directory that was measured. */

@@ -99,7 +99,7 @@ export async function readCheckpointTensors(dir: string): Promise<CheckpointTens
   return { files, tensors };
 }
 
-/** The tensors a Llama layer stack needs, with shapes from config.json (rows of vocabulary-sized tensors are checked separately). */
+/** Lists the tensors a Llama model needs, with shapes from config.json and the embedding's row count. */
 function expectedTensorShapes(config: ModelConfig, vocabRows: number): Map<string, number[]> {
   const { dim, nHeads, nKvHeads, headDim, ffnDim } = config;
   const shapes = new Map<string, number[]>();
@@ -162,7 +162,7 @@ export function buildModelSpec(config: ModelConfig, checkpoint: CheckpointTensor
     );
   }
   if (vocabRows !== config.configVocabSize) {
-    log.warn(`config.json says vocab_size ${config.configVocabSize} but model.embed_tokens.weight has ${vocabRows} rows; using ${vocabRows}`);
+    log.warn(`config.json sets vocab_size ${config.configVocabSize} but model.embed_tokens.weight has ${vocabRows} rows; using ${vocabRows}`);
   }
 
   const expected = expectedTensorShapes(config, vocabRows);

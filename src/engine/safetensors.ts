@@ -101,6 +101,8 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
   } catch {
     throw headerError(fileName, `the ${headerLength}-byte header is not valid UTF-8 ${redownloadHint}`);
   }
+  // NOTE: JSON.parse keeps the last of duplicate keys; the format forbids duplicates but they are
+  // not detected here.
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -157,7 +157,7 @@ export class Session {
       return;
     }
     if (promptCount > this.contextSize) {
-      log.warn(`generate: the prompt has ${promptCount} tokens but the context holds ${this.contextSize}; nothing was evaluated`);
+      log.warn(`generate: the prompt has ${promptCount} tokens but the context has room for ${this.contextSize}; nothing was evaluated (shorten the prompt or create the session with a larger contextSize)`);
       yield finishRecord("context_full", "", promptCount, 0, 0, 0, 0);
       return;
     }

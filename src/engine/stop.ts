@@ -8,7 +8,7 @@ const conventionalStopTokens = ["<|im_end|>", "<|end_of_text|>", "<|eot_id|>"];
 /**
  * The stop token set: `<|im_end|>`, `<|end_of_text|>` and `<|eot_id|>` when the tokenizer has
  * them, the tokenizer's eos_token, and the eos ids of config.json and generation_config.json.
- * Nesso ends turns with `<|im_end|>` (128256) while its base config may still say 128001, so the
+ * Nesso ends turns with `<|im_end|>` (128256) while its base config may still list 128001, so the
  * sets are merged (mlx-lm uses only the config ids, which may miss `<|im_end|>`).
  */
 export function stopTokenIds(tokenizer: TextTokenizer, configEosIds: readonly number[]): Set<number> {

@@ -22,7 +22,7 @@ interface AddedTokenJson {
   special?: boolean;
 }
 
-/** Reads a JSON file of the model directory with errors that say which file and what to do. */
+/** Reads a JSON file of the model directory; errors name the file and the fix. */
 export async function readModelJson(dir: string, fileName: string): Promise<unknown> {
   const path = join(dir, fileName);
   let text: string;
@@ -205,7 +205,11 @@ class ByteLevelStreamDecoder implements StreamDecoder {
   }
 }
 
-/** Other tokenizers: decode all ids and emit the new suffix once it no longer ends in U+FFFD. */
+/**
+ * Other tokenizers: decode all ids and emit the new suffix once it no longer ends in U+FFFD.
+ * NOTE: quadratic in the output length, and assumes decoding more ids never changes earlier text;
+ * no test runs a tokenizer that is not byte-level.
+ */
 class TextDiffStreamDecoder implements StreamDecoder {
   private readonly ids: number[] = [];
   private emitted = 0;

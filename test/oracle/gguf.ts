@@ -117,7 +117,7 @@ function writeValue(out: ByteWriter, entry: MetadataValue): void {
   }
 }
 
-/** The GGUF name of a checkpoint tensor (llama.cpp's tensor_mapping for LlamaForCausalLM). */
+/** Maps a checkpoint tensor name to its GGUF name (llama.cpp's tensor_mapping for LlamaForCausalLM). */
 export function ggufTensorName(name: string): string {
   const fixed: Record<string, string> = {
     "model.embed_tokens.weight": "token_embd.weight",
@@ -145,8 +145,8 @@ export function ggufTensorName(name: string): string {
 
 /**
  * Reorders the rows of a q_proj/k_proj weight (or bias) from the rotate-half layout of HF/MLX
- * checkpoints to the adjacent-pair layout llama.cpp's "llama" RoPE expects: within each head,
- * GGUF row 2j is checkpoint row j and GGUF row 2j+1 is checkpoint row j + headDim/2.
+ * checkpoints to the adjacent-pair layout that llama.cpp's "llama" RoPE expects. Within each
+ * head, GGUF row 2j is checkpoint row j and GGUF row 2j+1 is checkpoint row j + headDim/2.
  */
 export function permuteRotaryRows(data: Buffer, heads: number, headDim: number, rowBytes: number): Buffer {
   const out = Buffer.alloc(data.length);
@@ -162,7 +162,10 @@ export function permuteRotaryRows(data: Buffer, heads: number, headDim: number, 
 }
 
 export interface GgufOptions {
-  /** Tensor type in the GGUF: the checkpoint's own dtype (default) or F32 (F16/BF16 widened exactly). */
+  /**
+   * Tensor type of the matrices in the GGUF: the checkpoint's own dtype (default) or F32 (F16/BF16
+   * widened exactly). Vectors are always F32.
+   */
   tensorType?: "source" | "F32";
   /** llama.context_length (default: the config's max_position_embeddings). */
   contextLength?: number;
@@ -217,7 +220,9 @@ function metadataFor(config: ModelConfig, vocabRows: number, tokenizer: TextToke
     }
     tokens.push(token);
     const addedToken = added.get(id);
-    types[id] = addedToken ? (addedToken.special ? TokenType.control : TokenType.userDefined) : TokenType.normal;
+    if (!addedToken) types[id] = TokenType.normal;
+    else if (addedToken.special) types[id] = TokenType.control;
+    else types[id] = TokenType.userDefined;
   }
 
   const entries: [string, MetadataValue][] = [
@@ -277,12 +282,17 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
   const planned: PlannedTensor[] = [];
   let dataOffset = 0;
   for (const tensor of spec.tensors) {
-    const outType: NativeDtype = options.tensorType === "F32" ? "F32" : tensor.dtype;
+    // 1-D tensors (norm weights, biases) are always F32, as llama.cpp's converter writes them: its
+    // CPU backend cannot multiply an F32 activation by a BF16 vector.
+    const outType: NativeDtype = options.tensorType === "F32" || tensor.shape.length === 1 ? "F32" : tensor.dtype;
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
     const byteLength = elements * bytesPerElement[outType];
     const isQ = /self_attn\.q_proj\./.test(tensor.name);
     const isK = /self_attn\.k_proj\./.test(tensor.name);
-    const permuteHeads = config.ropeTraditional ? null : isQ ? config.nHeads : isK ? config.nKvHeads : null;
+    // Weights of a rope_traditional model already pair adjacent rows, so they are not permuted.
+    let permuteHeads: number | null = null;
+    if (!config.ropeTraditional && isQ) permuteHeads = config.nHeads;
+    if (!config.ropeTraditional && isK) permuteHeads = config.nKvHeads;
     planned.push({ ggufName: ggufTensorName(tensor.name), source: tensor, file: spec.files[tensor.file], outType, dims: [...tensor.shape].reverse(), byteLength, offset: dataOffset, permuteHeads });
     dataOffset += Math.ceil(byteLength / alignment) * alignment;
   }

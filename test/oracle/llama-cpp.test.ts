@@ -116,7 +116,7 @@ describe("llama.cpp oracle", () => {
 
   it("matches llama.cpp on BF16 weights", { timeout: 120_000 }, async () => {
     const dir = cachedCheckpoint({ name: "tiny-bf16-s1", shape: tinyShape, dtype: "BF16", seed: 1 });
-    // The GGUF holds the same BF16 values widened to F32, so llama.cpp computes them exactly.
+    // The GGUF contains the same BF16 values widened to F32, so llama.cpp computes them exactly.
     const result = await compareWithLlamaCpp(dir, "F32");
     console.info(`BF16: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
     expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);

@@ -25,7 +25,7 @@ export interface LlamaCppOptions {
 
 let cpuLlama: Promise<Llama> | null = null;
 
-/** The llama.cpp CPU backend, loaded once per process (loading it takes a few seconds). */
+/** Loads the llama.cpp CPU backend once per process (loading takes a few seconds) and returns it. */
 export function getCpuLlama(): Promise<Llama> {
   cpuLlama ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, progressLogs: false });
   return cpuLlama;
