@@ -1,4 +1,4 @@
-// What `run` and `chat` share: the model and the servers loaded in parallel, and the agent options
+// Setup shared by `run` and `chat`: the model and the servers loaded in parallel, and the agent options
 // built from the command line and mcp.json.
 
 import type { ApprovalOptions, ApprovalPolicy } from "../agent/approval.js";
@@ -6,6 +6,7 @@ import type { RunAgentOptions } from "../agent/run-agent.js";
 import type { Host } from "../host/index.js";
 import { createTerminalApprover, type TerminalApprover } from "../agent/terminal-approver.js";
 import { integerOption } from "./options.js";
+import { UsageError } from "./report-error.js";
 import { loadModelFromArguments, type LoadedModel, type ModelArguments } from "./load-model.js";
 import { startHost } from "./start-host.js";
 import { isInteractive } from "./terminal.js";
@@ -47,7 +48,7 @@ export async function setUpAgent(values: AgentArguments): Promise<AgentSetup> {
   const maxSteps = integerOption(values["max-steps"], "max-steps", 1, 100);
   const temperature = values.temperature === undefined ? undefined : Number(values.temperature);
   if (temperature !== undefined && !(temperature >= 0 && temperature <= 2)) {
-    throw new Error(`--temperature must be a number from 0 to 2, got "${values.temperature}"`);
+    throw new UsageError(`--temperature must be a number from 0 to 2, got "${values.temperature}"`);
   }
 
   const [modelResult, hostResult] = await Promise.allSettled([loadModelFromArguments(values), startHost(values.config)]);
@@ -87,7 +88,7 @@ export async function setUpAgent(values: AgentArguments): Promise<AgentSetup> {
   };
 }
 
-/** The grammar that restricts a tool call to an offered tool name and JSON valid for its schema. */
+/** Loads the grammar that restricts a tool call to an offered tool name and JSON valid for its schema. */
 async function loadToolCallGrammar(loaded: LoadedModel): Promise<RunAgentOptions["toolCallConstraint"]> {
   const grammars = await loadModelGrammars(loaded.model.dir, loaded.model.config.vocabSize);
   return (request) => grammars.toolCallConstraint(request);
