@@ -91,6 +91,18 @@ describe("native forward pass", () => {
     context.dispose();
   });
 
+  it("long prefill across chunks matches the reference", async () => {
+    const spec = specFromDirectory(tinyCheckpoint("BF16"));
+    const model = await load(spec);
+    const reference = new ReferenceModel(spec.config, spec);
+    const context = model.createContext({ contextSize: 512 });
+    const long = Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 128262);
+
+    // Chunks of 48 put later tokens at positions whose attention spans several key blocks.
+    expectClose(await evalAll(context, long, 48), reference.evaluate(long), "300-token prefill");
+    context.dispose();
+  });
+
   it("prefill of 5 tokens equals 5 single-token evals", async () => {
     const model = await load(specFromDirectory(tinyCheckpoint("F32")));
     const batched = model.createContext({ contextSize: 16 });

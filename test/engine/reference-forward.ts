@@ -99,13 +99,12 @@ export class ReferenceModel {
 
   /** Evaluates tokens one position at a time and returns the logits of the last one. */
   evaluate(tokens: number[]): Float32Array {
-    let logits: Float32Array = new Float32Array(0);
-    for (const token of tokens) logits = this.step(token);
-    return logits;
+    tokens.slice(0, -1).forEach((token) => this.step(token, false));
+    return this.step(tokens[tokens.length - 1]);
   }
 
-  /** Evaluates one token at the next position and returns its logits [vocabSize]. */
-  step(token: number): Float32Array {
+  /** Evaluates one token at the next position and returns its logits [vocabSize] (empty when not wanted). */
+  step(token: number, wantLogits = true): Float32Array {
     const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize, rmsNormEps } = this.config;
     const group = nHeads / nKvHeads;
     const scale = 1 / Math.sqrt(headDim);
@@ -158,6 +157,8 @@ export class ReferenceModel {
       const down = matVec(layer.down, dim, ffnDim, hidden);
       h = h.map((value, i) => value + down[i]);
     });
+
+    if (!wantLogits) return new Float32Array(0);
 
     // logits = RMSNorm(h) · Eᵀ, ids the tokenizer lacks masked.
     const logits = matVec(this.outputHead, vocabSize, dim, rmsNorm(h, this.finalNorm, rmsNormEps));
