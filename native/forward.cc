@@ -50,11 +50,7 @@ void attendGroup(const Kernels& kernels, const float* queries, const float* keys
   for (size_t g = 0; g < group; g++) kernels.softmax(scratch.scores + g * n, n);
 
   // out[g] = p[g, :] V, reading each value row once for the whole group.
-  std::memset(out, 0, group * headDim * sizeof(float));
-  for (size_t j = 0; j < n; j++) {
-    const float* value = values + j * headDim;
-    for (size_t g = 0; g < group; g++) kernels.axpy(scratch.scores[g * n + j], value, out + g * headDim, headDim);
-  }
+  kernels.weightedSum(scratch.scores, group, values, n, headDim, out);
 }
 
 namespace {

@@ -50,6 +50,14 @@ void axpy(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void weightedSum(const float* weights, size_t groups, const float* rows, size_t n, size_t width, float* out) {
+  for (size_t g = 0; g < groups; g++) {
+    float* target = out + g * width;
+    for (size_t d = 0; d < width; d++) target[d] = 0.0f;
+    for (size_t j = 0; j < n; j++) axpy(weights[g * n + j], rows + j * width, target, width);
+  }
+}
+
 void toFloat(const uint8_t* source, Dtype dtype, size_t n, float* destination) {
   if (dtype == Dtype::F32) {
     std::memcpy(destination, source, n * sizeof(float));
@@ -93,7 +101,7 @@ void portableSoftmax(float* values, size_t n) {
 
 const Kernels& portableKernels() {
   static constexpr Kernels kernels = {
-      "portable", matVec, matMul, dot, axpy, toFloat, portableRmsNorm, portableSiluMul, portableSoftmax,
+      "portable", matVec, matMul, dot, axpy, weightedSum, toFloat, portableRmsNorm, portableSiluMul, portableSoftmax,
   };
   return kernels;
 }
