@@ -169,7 +169,7 @@ export class JsonRules {
   boundedNumber(bounds: DecimalBounds): number {
     const key = `number:${JSON.stringify(bounds)}`;
     return this.cached(key, () =>
-      this.builder.add("number", decimalRange(bounds, this.options.maxIntegerDigits, [ref(this.fraction(), 0, 1)])),
+      this.builder.add("number", decimalRange(bounds, this.options.maxIntegerDigits, [ref(this.fraction(), 0, 1)], [ref(this.nonZeroFraction())])),
     );
   }
 
@@ -241,6 +241,15 @@ export class JsonRules {
   private fraction(): number {
     return this.cached("fraction", () =>
       this.builder.add("number-fraction", [[...literal("."), ref(this.digit(), 1, this.options.maxFractionDigits)]]),
+    );
+  }
+
+  /** A fraction part whose last digit is not zero, so its value is above zero. */
+  private nonZeroFraction(): number {
+    return this.cached("non-zero-fraction", () =>
+      this.builder.add("number-non-zero-fraction", [
+        [...literal("."), ref(this.digit(), 0, this.options.maxFractionDigits - 1), bytes([[0x31, 0x39]])],
+      ]),
     );
   }
 }

@@ -90,9 +90,11 @@ export interface DecimalBounds {
  * Alternatives for JSON numbers (with optional fraction, no exponent) inside the bounds. The result
  * is a subset of the numbers in range, never a superset: where a bound falls between integers the
  * values between the bound and the next integer are left out (e.g. with maximum 2.5, "2.3" is not
- * generated but "2" is). `fraction` is the element sequence of an optional fraction part.
+ * generated but "2" is). `fraction` is the element sequence of an optional fraction part, and
+ * `nonZeroFraction` that of a fraction part with a non-zero digit, which lets an exclusive integer
+ * bound be followed by a fraction (with exclusiveMinimum 0 and exclusiveMaximum 1, "0.5").
  */
-export function decimalRange(bounds: DecimalBounds, maxDigits: number, fraction: Element[]): Element[][] {
+export function decimalRange(bounds: DecimalBounds, maxDigits: number, fraction: Element[], nonZeroFraction: Element[]): Element[][] {
   const alternatives: Element[][] = [];
   const { minimum, maximum } = bounds;
 
@@ -100,7 +102,7 @@ export function decimalRange(bounds: DecimalBounds, maxDigits: number, fraction:
   if (maximum === null || maximum >= 0) {
     const low = minimum === null || minimum < 0 ? 0 : minimum;
     const lowExclusive = minimum !== null && minimum >= 0 && bounds.exclusiveMinimum;
-    alternatives.push(...magnitudeRange(low, lowExclusive, maximum, bounds.exclusiveMaximum, maxDigits, fraction, []));
+    alternatives.push(...magnitudeRange(low, lowExclusive, maximum, bounds.exclusiveMaximum, maxDigits, fraction, nonZeroFraction, []));
   }
 
   // The negative side: x = -y with y in [max(-maximum, 0), -minimum].
@@ -108,7 +110,7 @@ export function decimalRange(bounds: DecimalBounds, maxDigits: number, fraction:
     const low = maximum === null || maximum > 0 ? 0 : -maximum;
     const lowExclusive = maximum !== null && maximum <= 0 && bounds.exclusiveMaximum;
     const high = minimum === null ? null : -minimum;
-    alternatives.push(...magnitudeRange(low, lowExclusive, high, bounds.exclusiveMinimum, maxDigits, fraction, literal("-")));
+    alternatives.push(...magnitudeRange(low, lowExclusive, high, bounds.exclusiveMinimum, maxDigits, fraction, nonZeroFraction, literal("-")));
   }
   return alternatives;
 }
@@ -121,11 +123,18 @@ function magnitudeRange(
   highExclusive: boolean,
   maxDigits: number,
   fraction: Element[],
+  nonZeroFraction: Element[],
   prefix: Element[],
 ): Element[][] {
   // Integer parts that keep I.F above the lower bound for every fraction F ≥ 0.
   const integerLow = lowExclusive && Number.isInteger(low) ? low + 1 : Math.ceil(low);
   const alternatives: Element[][] = [];
+  // An exclusive integer bound itself, with a non-zero fraction: low < low.F < low + 1 ≤ high.
+  if (lowExclusive && Number.isInteger(low) && (high === null || low + 1 <= high)) {
+    for (const alternative of nonNegativeIntegerRange(BigInt(low), BigInt(low), maxDigits)) {
+      alternatives.push([...prefix, ...alternative, ...nonZeroFraction]);
+    }
+  }
   if (high === null) {
     for (const alternative of nonNegativeIntegerRange(BigInt(integerLow), null, maxDigits)) {
       alternatives.push([...prefix, ...alternative, ...fraction]);
