@@ -7,13 +7,13 @@ import { NessoError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import type { ModelConfig } from "./config.js";
 import type { NativeDtype, NativeModelConfig, NativeModelSpec, NativeTensorSpec } from "./native-api.js";
+import { packedColumns, paramsFor } from "./quantization.js";
 import { readSafetensorsHeader, type SafetensorsTensor } from "./safetensors.js";
 
 const log = createLogger("engine");
 
 const indexFileName = "model.safetensors.index.json";
 const supportedDtypes = new Set<string>(["F32", "F16", "BF16"]);
-const quantizedMessage = "quantized checkpoints are not supported yet; use a bf16, fp16 or fp32 checkpoint (for example one made with mlx_lm.convert --dequantize)";
 
 /** A tensor found in one of the checkpoint's files. */
 export interface CheckpointTensor extends SafetensorsTensor {
@@ -144,14 +144,11 @@ export interface ModelSpecOptions {
  */
 export function buildModelSpec(config: ModelConfig, checkpoint: CheckpointTensors, options: ModelSpecOptions): Omit<NativeModelSpec, "threads"> {
   const { tensors, files } = checkpoint;
-  const quantizedTensor = [...tensors.keys()].find((name) => name.endsWith(".scales") || name.endsWith(".biases"));
-  if (quantizedTensor !== undefined) {
-    throw new NessoError("UNSUPPORTED", `tensor "${quantizedTensor}" belongs to an MLX-quantized weight: ${quantizedMessage}`);
-  }
-
   const embedding = tensors.get("model.embed_tokens.weight");
   if (!embedding) throw missingTensor("model.embed_tokens.weight", files);
-  if (embedding.shape.length !== 2 || embedding.shape[1] !== config.dim) {
+  // A quantized embedding stores packed columns, so its row count is the only shape fact here.
+  const embeddingQuantized = tensors.has("model.embed_tokens.scales");
+  if (embedding.shape.length !== 2 || (!embeddingQuantized && embedding.shape[1] !== config.dim)) {
     throw shapeMismatch(embedding, `[vocabulary rows, ${config.dim}]`, "hidden_size");
   }
   const vocabRows = embedding.shape[0];
@@ -167,20 +164,31 @@ export function buildModelSpec(config: ModelConfig, checkpoint: CheckpointTensor
 
   const expected = expectedTensorShapes(config, vocabRows);
   const specs: NativeTensorSpec[] = [];
+  const used = new Set<string>();
   for (const [name, shape] of expected) {
     const tensor = tensors.get(name);
     if (!tensor) throw missingTensor(name, files);
+    used.add(name);
+    const path = name.slice(0, -".weight".length);
+    if (name.endsWith(".weight") && shape.length === 2 && tensors.has(`${path}.scales`)) {
+      specs.push(...quantizedSpecs(config, tensors, path, shape));
+      used.add(`${path}.scales`).add(`${path}.biases`);
+      continue;
+    }
     if (!sameShape(tensor.shape, shape)) throw shapeMismatch(tensor, JSON.stringify(shape), "config.json");
     if (tensor.dtype === "U32" && name.endsWith(".weight")) {
-      throw new NessoError("UNSUPPORTED", `tensor "${name}" is packed U32 (an MLX-quantized weight): ${quantizedMessage}`);
+      throw new NessoError("INVALID_MODEL", `tensor "${name}" is packed U32 (an MLX-quantized weight) but "${path}.scales" is missing; the checkpoint is incomplete (download it again with nesso-mcp pull)`);
     }
     if (!supportedDtypes.has(tensor.dtype)) {
       throw new NessoError("UNSUPPORTED", `tensor "${name}" has dtype ${tensor.dtype}; supported dtypes are F32, F16 and BF16`);
     }
     specs.push({ name, file: tensor.file, dtype: tensor.dtype as NativeDtype, shape: tensor.shape, offset: tensor.offset, byteLength: tensor.byteLength });
   }
+  if (config.quantization !== null && !specs.some((spec) => spec.quantization !== undefined)) {
+    log.warn("config.json has a quantization block but no weight has a .scales tensor; every weight is used as float");
+  }
 
-  const ignored = [...tensors.keys()].filter((name) => !expected.has(name) && !name.endsWith(".rotary_emb.inv_freq") && !(config.tieWordEmbeddings && name.startsWith("lm_head.")));
+  const ignored = [...tensors.keys()].filter((name) => !used.has(name) && !name.endsWith(".rotary_emb.inv_freq") && !(config.tieWordEmbeddings && name.startsWith("lm_head.")));
   if (ignored.length > 0) {
     log.warn(`ignoring ${ignored.length} tensors that a Llama model does not use: ${ignored.slice(0, 5).join(", ")}${ignored.length > 5 ? ", ..." : ""}`);
   }
@@ -205,6 +213,50 @@ export function buildModelSpec(config: ModelConfig, checkpoint: CheckpointTensor
     maxContextSize: config.maxContextSize,
   };
   return { files, tensors: specs, config: nativeConfig };
+}
+
+/**
+ * Checks the three tensors of an MLX affine-quantized weight at `path` against the float shape
+ * [rows, inputs] that config.json implies, and returns their specs: the U32 weight
+ * [rows, inputs · bits / 32] and the scales and biases [rows, inputs / groupSize].
+ */
+function quantizedSpecs(config: ModelConfig, tensors: Map<string, CheckpointTensor>, path: string, shape: number[]): NativeTensorSpec[] {
+  const weight = tensors.get(`${path}.weight`)!;
+  const scales = tensors.get(`${path}.scales`)!;
+  const biases = tensors.get(`${path}.biases`);
+  if (config.quantization === null) {
+    throw new NessoError("INVALID_MODEL", `tensor "${path}.scales" marks an MLX-quantized weight but config.json has no "quantization" block; config.json and the weights do not belong together`);
+  }
+  if (!biases) {
+    throw new NessoError("INVALID_MODEL", `tensor "${path}.biases" is missing but "${path}.scales" exists; affine quantization needs both (download the model again with nesso-mcp pull)`);
+  }
+  const { bits, groupSize } = paramsFor(config.quantization, path);
+  const [rows, inputs] = shape;
+  const where = config.quantization.overrides.has(path) ? `quantization["${path}"]` : "quantization";
+  if (inputs % groupSize !== 0) {
+    throw new NessoError("INVALID_MODEL", `${where} sets group_size ${groupSize} for "${path}" but its ${inputs} inputs are not a multiple of it; config.json and the weights do not belong together`);
+  }
+  if (weight.dtype !== "U32") {
+    throw new NessoError("INVALID_MODEL", `tensor "${weight.name}" has dtype ${weight.dtype} but a quantized weight (one with "${path}.scales") must be U32`);
+  }
+  const packedShape = [rows, packedColumns(inputs, bits)];
+  if (!sameShape(weight.shape, packedShape)) {
+    throw shapeMismatch(weight, `${JSON.stringify(packedShape)} (${inputs} inputs packed at ${bits} bits, from ${where})`, "config.json");
+  }
+  const groupShape = [rows, inputs / groupSize];
+  for (const tensor of [scales, biases]) {
+    if (!supportedDtypes.has(tensor.dtype)) {
+      throw new NessoError("UNSUPPORTED", `tensor "${tensor.name}" has dtype ${tensor.dtype}; affine scales and biases must be F32, F16 or BF16`);
+    }
+    if (!sameShape(tensor.shape, groupShape)) {
+      throw shapeMismatch(tensor, `${JSON.stringify(groupShape)} (${inputs} inputs in groups of ${groupSize}, from ${where})`, "config.json");
+    }
+  }
+  if (biases.dtype !== scales.dtype) {
+    throw new NessoError("INVALID_MODEL", `tensor "${biases.name}" has dtype ${biases.dtype} but "${scales.name}" has ${scales.dtype}; MLX writes both in one dtype`);
+  }
+  const spec = (tensor: CheckpointTensor): NativeTensorSpec => ({ name: tensor.name, file: tensor.file, dtype: tensor.dtype as NativeDtype, shape: tensor.shape, offset: tensor.offset, byteLength: tensor.byteLength });
+  return [{ ...spec(weight), dtype: "U32", quantization: { bits, groupSize } }, spec(scales), spec(biases)];
 }
 
 function sameShape(actual: number[], expected: number[]): boolean {

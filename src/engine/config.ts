@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { NessoError } from "../errors.js";
 import { createLogger } from "../logger.js";
+import { resolveQuantization, type QuantizationConfig } from "./quantization.js";
 
 const log = createLogger("engine");
 
@@ -83,6 +84,8 @@ export interface ModelConfig {
   /** eos_token_id of config.json as a list (empty when absent). */
   eosTokenIds: number[];
   bosTokenId: number | null;
+  /** The MLX affine `quantization` block, or null for a float checkpoint. */
+  quantization: QuantizationConfig | null;
 }
 
 function invalid(fileName: string, message: string): NessoError {
@@ -111,20 +114,15 @@ export function parseConfigText(text: string, fileName = "config.json"): ModelCo
 /**
  * Validates a parsed config.json and resolves the mlx-lm defaults: num_key_value_heads =
  * num_attention_heads, head_dim = hidden_size / num_attention_heads, rope_theta = 10000,
- * tie_word_embeddings = true, biases off. Rejects quantized checkpoints (UNSUPPORTED).
+ * tie_word_embeddings = true, biases off. Resolves an MLX affine `quantization` block and rejects
+ * other quantization formats (UNSUPPORTED).
  */
 export function resolveModelConfig(json: unknown, fileName = "config.json"): ModelConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw invalid(fileName, `expected a JSON object at the top level but found ${Array.isArray(json) ? "an array" : String(json === null ? "null" : typeof json)}`);
   }
   const raw = json as Record<string, unknown>;
-  if (raw.quantization != null || raw.quantization_config != null) {
-    const key = raw.quantization != null ? "quantization" : "quantization_config";
-    throw new NessoError(
-      "UNSUPPORTED",
-      `${fileName} has a "${key}" section: quantized checkpoints are not supported yet; use a bf16, fp16 or fp32 checkpoint (for example one made with mlx_lm.convert --dequantize)`,
-    );
-  }
+  const quantization = resolveQuantization(raw, fileName);
 
   const parsed = llamaConfigSchema.safeParse(raw);
   if (!parsed.success) throw invalid(fileName, `invalid config (${describeIssues(parsed.error)})`);
@@ -170,6 +168,7 @@ export function resolveModelConfig(json: unknown, fileName = "config.json"): Mod
     maxContextSize: config.max_position_embeddings ?? defaultMaxPositionEmbeddings,
     eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
     bosTokenId: config.bos_token_id ?? null,
+    quantization,
   };
 }
 

@@ -8,13 +8,29 @@
 /** Element type of a tensor as safetensors names it. */
 export type NativeDtype = "F32" | "F16" | "BF16";
 
+/** Element type of a checkpoint tensor: a float dtype, or U32 for MLX-packed quantized weights. */
+export type NativeTensorDtype = NativeDtype | "U32";
+
+/** Parameters of an MLX affine-quantized weight: w = scale · q + bias per group of inputs. */
+export interface NativeQuantization {
+  /** Bits per element: 2, 3, 4, 5, 6 or 8. */
+  bits: number;
+  /** Inputs per group that share one scale and bias: 32, 64 or 128. */
+  groupSize: number;
+}
+
 /** One tensor the TS side has validated: where its bytes sit in which file. */
 export interface NativeTensorSpec {
   /** Checkpoint name, e.g. "model.layers.0.self_attn.q_proj.weight". */
   name: string;
   /** Index into NativeModelSpec.files. */
   file: number;
-  dtype: NativeDtype;
+  dtype: NativeTensorDtype;
+  /**
+   * Set on a U32 "<path>.weight" of shape [rows, inputs · bits / 32] whose "<path>.scales" and
+   * "<path>.biases" ([rows, inputs / groupSize], one float dtype) are also in the spec.
+   */
+  quantization?: NativeQuantization;
   shape: number[];
   /** Absolute byte offset in the file (8 + header length + data_offsets[0]); may be unaligned. */
   offset: number;
