@@ -1,5 +1,5 @@
-// Bad model directories reach Model.load and come back as NessoErrors that say what is wrong and
-// what to do; none of them may crash the process.
+// Bad model directories reach Model.load and come back as NessoErrors that name the problem and
+// the fix; none of them may crash the process.
 
 import { mkdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ const temp = makeTempDir("nesso-model-errors-");
 afterAll(() => temp.remove());
 let counter = 0;
 
-/** A copy of the tiny checkpoint whose listed files may be modified (the rest are symlinks). */
+/** Copies the tiny checkpoint; the listed files are real copies to modify, the rest symlinks. */
 function copy(...copied: string[]): string {
   const dir = join(temp.dir, `case-${counter++}`);
   mkdirSync(dir);

@@ -30,7 +30,7 @@ function tokensOf(records: GenerationRecord[]): number[] {
   return records.filter((record): record is TokenRecord => record.kind === "token").map((record) => record.tokenId);
 }
 
-/** A constraint that masks the stop tokens out, so generation runs to maxTokens. */
+/** Builds a constraint that masks the stop tokens out, so generation runs to maxTokens. */
 function noStopConstraint(): TokenConstraint {
   const mask = new Uint8Array(model.config.vocabSize).fill(1);
   for (const id of model.stopTokens) mask[id] = 0;

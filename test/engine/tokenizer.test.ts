@@ -8,7 +8,7 @@ const dir = tinyCheckpoint("F32");
 const tokenizer = await TextTokenizer.load(dir);
 const template = await ChatTemplate.load(dir, tokenizer.config);
 
-/** The id of the byte-level token that stands for one raw byte. */
+/** Finds the id of the byte-level token that stands for one raw byte. */
 function byteTokenId(byte: number): number {
   for (let id = 0; id < 128000; id++) {
     const bytes = tokenizer.bytesOf(id);
