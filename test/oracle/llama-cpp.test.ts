@@ -145,4 +145,12 @@ describe("llama.cpp oracle", () => {
     expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
     expect(result.ourTokens).toEqual(result.llamaTokens);
   });
+
+  it("matches llama.cpp with traditional RoPE and biases", { timeout: 120_000 }, async () => {
+    const dir = cachedCheckpoint({ name: "tiny-f32-traditional-biases-s3", shape: tinyShape, dtype: "F32", seed: 3, biases: true, config: { rope_traditional: true } });
+    const result = await compareWithLlamaCpp(dir, "source");
+    console.info(`traditional RoPE, biases: max |Δlogit| ${result.maxDifference.toExponential(3)}, max |logit| ${result.maxLogit.toFixed(3)}, ratio ${(result.maxDifference / result.maxLogit).toExponential(3)}`);
+    expect(result.maxDifference).toBeLessThanOrEqual(1e-3 * result.maxLogit);
+    expect(result.ourTokens).toEqual(result.llamaTokens);
+  });
 });
