@@ -9,7 +9,8 @@
 //   --prefill N       prompt tokens evaluated from an empty cache (default 512)
 //   --decode N        tokens generated with the prompt cached (default 128)
 //   --threads N       compute threads for both engines (default: physical cores)
-//   --no-compare      measure only nesso-mcp, not llama.cpp
+//   --compare         also measure llama.cpp on the same weights (the default)
+//   --no-compare      measure only nesso-mcp
 //   --json FILE       also write the reports as JSON
 
 import { spawn } from "node:child_process";
@@ -48,6 +49,7 @@ const { values } = parseArgs({
     prefill: { type: "string", default: "512" },
     decode: { type: "string", default: "128" },
     threads: { type: "string" },
+    compare: { type: "boolean", default: true },
     "no-compare": { type: "boolean", default: false },
     json: { type: "string" },
   },
@@ -109,7 +111,7 @@ const checkpoint = cachedCheckpoint({ name: preset.fixture, shape: nessoShape, d
 log(`checkpoint ${checkpoint} ready in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`);
 
 const reports: EngineReport[] = [await runEngine("nesso", checkpoint)];
-if (!values["no-compare"]) {
+if (values.compare && !values["no-compare"]) {
   const ggufDir = join(fixtureCacheDir, "gguf");
   mkdirSync(ggufDir, { recursive: true });
   const gguf = join(ggufDir, `${preset.fixture}-${preset.ggufTensorType === "source" ? preset.dtype.toLowerCase() : "f32"}.gguf`);
