@@ -89,6 +89,17 @@ TensorSpec parseTensor(const Napi::Value& value, uint32_t index, size_t fileCoun
     tensor.shape.push_back(
         uint64_t(requireInteger(dimensions.Get(i), kLoadModel, concat(field, ".shape[", i, "]"), 0, kMaxSafeInteger)));
   }
+  Napi::Value quantization = object.Get("quantization");
+  if (!isMissing(quantization)) {
+    Napi::Object parameters = requireObject(quantization, kLoadModel, field + ".quantization");
+    tensor.bits = int(requireInteger(parameters.Get("bits"), kLoadModel, field + ".quantization.bits", 2, 8));
+    tensor.groupSize =
+        int(requireInteger(parameters.Get("groupSize"), kLoadModel, field + ".quantization.groupSize", 32, 128));
+    if (tensor.dtypeText != "U32") {
+      fail(ErrorCode::InvalidArgument, "loadModel: ", field, " (\"", tensor.name, "\") has quantization parameters but dtype ",
+           tensor.dtypeText, "; only U32 weights are quantized");
+    }
+  }
   tensor.offset = uint64_t(requireInteger(object.Get("offset"), kLoadModel, field + ".offset", 0, kMaxSafeInteger));
   tensor.byteLength =
       uint64_t(requireInteger(object.Get("byteLength"), kLoadModel, field + ".byteLength", 0, kMaxSafeInteger));

@@ -57,7 +57,7 @@ namespace {
 
 // One matrix applied to the same input as others in a single parallel job.
 struct Projection {
-  const Matrix& weights;
+  const LinearWeights& weights;
   float* out;                       // [T, ld]
   size_t ld;                        // floats between the rows of consecutive tokens
   const std::vector<float>& bias;  // [rows] or empty
@@ -67,7 +67,7 @@ void addBias(const Projection& projection, size_t tokens) {
   if (projection.bias.empty()) return;
   for (size_t t = 0; t < tokens; t++) {
     float* row = projection.out + t * projection.ld;
-    for (size_t r = 0; r < projection.weights.rows; r++) row[r] += projection.bias[r];
+    for (size_t r = 0; r < projection.weights.rows(); r++) row[r] += projection.bias[r];
   }
 }
 
@@ -76,20 +76,21 @@ void addBias(const Projection& projection, size_t tokens) {
 void project(Model& model, ForwardBuffers& buffers, const float* input, size_t tokens,
              std::initializer_list<Projection> projections) {
   size_t totalRows = 0;
-  for (const Projection& projection : projections) totalRows += projection.weights.rows;
+  for (const Projection& projection : projections) totalRows += projection.weights.rows();
 
   model.pool.parallelFor(totalRows, kRowGrain, [&](size_t begin, size_t end, int thread) {
     size_t base = 0;
     for (const Projection& projection : projections) {
-      const size_t rows = projection.weights.rows;
+      const size_t rows = projection.weights.rows();
       const size_t first = std::max(begin, base);
       const size_t last = std::min(end, base + rows);
       if (first < last) {
         if (tokens == 1) {
-          model.kernels.matVec(projection.weights, first - base, last - base, input, projection.out);
+          linearMatVec(model.kernels, model.quantKernels, projection.weights, first - base, last - base, input,
+                       projection.out);
         } else {
-          model.kernels.matMul(projection.weights, first - base, last - base, input, tokens, projection.out,
-                               projection.ld, buffers.matMulScratch[size_t(thread)].data());
+          linearMatMul(model.kernels, model.quantKernels, projection.weights, first - base, last - base, input, tokens,
+                       projection.out, projection.ld, buffers.matMulScratch[size_t(thread)].data());
         }
       }
       base += rows;
@@ -102,18 +103,19 @@ void project(Model& model, ForwardBuffers& buffers, const float* input, size_t t
 void gatedProjection(Model& model, ForwardBuffers& buffers, const LayerWeights& layer, size_t tokens) {
   const size_t ffnDim = size_t(model.config.ffnDim);
   const Kernels& kernels = model.kernels;
+  const QuantKernels& quantKernels = model.quantKernels;
   const float* input = buffers.normed.data();
   float* gate = buffers.gate.data();
   float* up = buffers.up.data();
 
   model.pool.parallelFor(ffnDim, kRowGrain, [&](size_t begin, size_t end, int thread) {
     if (tokens == 1) {
-      kernels.matVec(layer.gate, begin, end, input, gate);
-      kernels.matVec(layer.up, begin, end, input, up);
+      linearMatVec(kernels, quantKernels, layer.gate, begin, end, input, gate);
+      linearMatVec(kernels, quantKernels, layer.up, begin, end, input, up);
     } else {
       float* scratch = buffers.matMulScratch[size_t(thread)].data();
-      kernels.matMul(layer.gate, begin, end, input, tokens, gate, ffnDim, scratch);
-      kernels.matMul(layer.up, begin, end, input, tokens, up, ffnDim, scratch);
+      linearMatMul(kernels, quantKernels, layer.gate, begin, end, input, tokens, gate, ffnDim, scratch);
+      linearMatMul(kernels, quantKernels, layer.up, begin, end, input, tokens, up, ffnDim, scratch);
     }
     for (size_t t = 0; t < tokens; t++) {
       float* gateRow = gate + t * ffnDim;
@@ -196,8 +198,7 @@ void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_
 
   // h = Embed(ids)
   for (size_t t = 0; t < count; t++) {
-    const uint8_t* row = weights.embedding.data + size_t(tokens[t]) * weights.embedding.rowBytes;
-    kernels.toFloat(row, weights.embedding.dtype, dim, buffers.residual.data() + t * dim);
+    linearRow(kernels, model.quantKernels, weights.embedding, size_t(tokens[t]), buffers.residual.data() + t * dim);
   }
 
   // RoPE angles of the new positions, shared by all layers and heads.
@@ -246,7 +247,7 @@ void computeLogits(Model& model, ForwardBuffers& buffers, float* logits) {
                   config.rmsNormEps, buffers.finalNormed.data());
   const float* finalNormed = buffers.finalNormed.data();
   model.pool.parallelFor(size_t(config.vocabSize), kRowGrain, [&](size_t begin, size_t end, int thread) {
-    kernels.matVec(weights.outputHead, begin, end, finalNormed, logits);
+    linearMatVec(kernels, model.quantKernels, weights.outputHead, begin, end, finalNormed, logits);
   });
   for (size_t id = size_t(config.tokenizerVocabSize); id < size_t(config.vocabSize); id++) logits[id] = -INFINITY;
 }

@@ -20,11 +20,13 @@ Model::Model(const ModelConfig& config, const std::vector<std::string>& files, c
     : config(validated(config)),
       weights(files, tensors, config),
       kernels(selectKernels()),
+      quantKernels(quantKernelsFor(kernels)),
       rope(config.headDim, config.ropeTheta, config.ropeTraditional, config.ropeFreqFactors, config.ropePositionScale),
       pool(threads) {
   logMessage(LogLevel::Info, concat("loaded model: ", config.nLayers, " layers, dim ", config.dim, ", vocabSize ",
                                     config.vocabSize, ", ", weights.mappedBytes(), " bytes mapped, ", pool.size(),
-                                    " threads, ", kernels.name, " kernels"));
+                                    " threads, ", kernels.name, " kernels, ", weights.quantizedCount(),
+                                    " quantized weights"));
 }
 
 }  // namespace nesso

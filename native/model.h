@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "kernels.h"
+#include "quant.h"
 #include "rope.h"
 #include "thread-pool.h"
 #include "weights.h"
@@ -24,6 +25,7 @@ class Model {
   const ModelConfig config;
   const ModelWeights weights;
   const Kernels& kernels;
+  const QuantKernels& quantKernels;  // the same SIMD path as `kernels`, for quantized weights
   const Rope rope;
   ThreadPool pool;
   // Held for each forward chunk: contexts of one model share the thread pool.

@@ -106,8 +106,8 @@ class Fingerprint {
 class TensorTable {
  public:
   TensorTable(const std::vector<std::unique_ptr<MappedFile>>& files, const std::vector<TensorSpec>& tensors,
-              Fingerprint& fingerprint)
-      : files_(files), fingerprint_(fingerprint) {
+              Fingerprint& fingerprint, std::vector<std::vector<float>>& groupParameters)
+      : files_(files), fingerprint_(fingerprint), groupParameters_(groupParameters) {
     for (const TensorSpec& tensor : tensors) {
       checkBounds(tensor);
       if (!byName_.emplace(tensor.name, &tensor).second) {
@@ -122,6 +122,19 @@ class TensorTable {
   Matrix matrix(const std::string& name, size_t rows, size_t cols) {
     const TensorSpec& tensor = find(name, {rows, cols});
     return makeMatrix(dataOf(tensor), tensor.dtype, rows, cols);
+  }
+
+  // The weight "<path>.weight" of float shape [rows, cols]: quantized when "<path>.scales" exists
+  // (the rule mlx-lm's loader applies), else a float matrix.
+  LinearWeights linear(const std::string& path, size_t rows, size_t cols) {
+    LinearWeights weights;
+    if (!contains(path + ".scales")) {
+      weights.dense = matrix(path + ".weight", rows, cols);
+      return weights;
+    }
+    weights.isQuantized = true;
+    weights.quantized = quantized(path, rows, cols);
+    return weights;
   }
 
   std::vector<float> vector(const std::string& name, size_t length) {
@@ -146,14 +159,17 @@ class TensorTable {
       }
       elements *= dimension;
     }
-    if (tensor.dtypeSupported && elements > UINT64_MAX / dtypeSize(tensor.dtype)) {
+    // A U32 quantized weight is the one non-float tensor whose size is checked here.
+    const bool packed = tensor.dtypeText == "U32" && tensor.bits != 0;
+    const uint64_t elementBytes = packed ? 4 : dtypeSize(tensor.dtype);
+    if ((tensor.dtypeSupported || packed) && elements > UINT64_MAX / elementBytes) {
       fail(ErrorCode::InvalidModel, "loadModel: tensor \"", tensor.name, "\" shape ", shapeText(tensor.shape),
            " overflows 64 bits");
     }
-    uint64_t expectedBytes = elements * dtypeSize(tensor.dtype);
-    if (tensor.dtypeSupported && tensor.byteLength != expectedBytes) {
+    uint64_t expectedBytes = elements * elementBytes;
+    if ((tensor.dtypeSupported || packed) && tensor.byteLength != expectedBytes) {
       fail(ErrorCode::InvalidModel, "loadModel: tensor \"", tensor.name, "\" has byteLength ", tensor.byteLength,
-           " but shape ", shapeText(tensor.shape), " of ", dtypeName(tensor.dtype), " needs ", expectedBytes, " bytes");
+           " but shape ", shapeText(tensor.shape), " of ", tensor.dtypeText, " needs ", expectedBytes, " bytes");
     }
     const MappedFile& file = *files_[tensor.file];
     if (tensor.offset > file.size() || tensor.byteLength > file.size() - tensor.offset) {
@@ -162,15 +178,56 @@ class TensorTable {
     }
   }
 
-  const TensorSpec& find(const std::string& name, const std::vector<uint64_t>& shape) {
+  QuantizedMatrix quantized(const std::string& path, size_t rows, size_t cols) {
+    const std::string weightName = path + ".weight";
+    auto found = byName_.find(weightName);
+    if (found == byName_.end()) {
+      fail(ErrorCode::InvalidModel, "loadModel: tensor \"", weightName, "\" is missing but \"", path,
+           ".scales\" exists (expected a U32 quantized weight)");
+    }
+    const TensorSpec& packed = *found->second;
+    if (packed.dtypeText != "U32" || packed.bits == 0) {
+      fail(ErrorCode::InvalidModel, "loadModel: tensor \"", weightName, "\" has dtype ", packed.dtypeText,
+           " but \"", path, ".scales\" marks it as quantized, which needs a U32 weight with spec.tensors[].quantization");
+    }
+    const int bits = packed.bits;
+    const int groupSize = packed.groupSize;
+    if (!isAffineBits(bits) || !isAffineGroupSize(groupSize)) {
+      fail(ErrorCode::InvalidArgument, "loadModel: tensor \"", weightName, "\" has bits ", bits, " and groupSize ", groupSize,
+           " but affine quantization supports bits 2, 3, 4, 5, 6, 8 and group sizes 32, 64, 128");
+    }
+    if (cols % size_t(groupSize) != 0) {
+      fail(ErrorCode::InvalidModel, "loadModel: tensor \"", weightName, "\" has ", cols, " inputs, not a multiple of groupSize ",
+           groupSize);
+    }
+    // cols is a multiple of 32 here, so a row is a whole number of U32 words.
+    const size_t packedCols = cols * size_t(bits) / 32;
+    const size_t groups = cols / size_t(groupSize);
+    const TensorSpec& checked = find(weightName, {rows, packedCols}, true);
+
+    QuantizedMatrix matrix;
+    matrix.packed = dataOf(checked);
+    matrix.bits = bits;
+    matrix.groupSize = groupSize;
+    matrix.rows = rows;
+    matrix.cols = cols;
+    matrix.packedRowBytes = packedCols * 4;
+    matrix.groupsPerRow = groups;
+    matrix.scales = floatCopy(path + ".scales", rows, groups);
+    matrix.biases = floatCopy(path + ".biases", rows, groups);
+    return matrix;
+  }
+
+  const TensorSpec& find(const std::string& name, const std::vector<uint64_t>& shape, bool packed = false) {
     auto found = byName_.find(name);
     if (found == byName_.end()) {
       fail(ErrorCode::InvalidModel, "loadModel: tensor \"", name, "\" is missing (expected shape ", shapeText(shape), ")");
     }
     const TensorSpec& tensor = *found->second;
-    if (!tensor.dtypeSupported) {
+    if (!tensor.dtypeSupported && !packed) {
       fail(ErrorCode::Unsupported, "loadModel: tensor \"", name, "\" has dtype ", tensor.dtypeText,
-           " but this engine computes with F32, F16 and BF16 weights only (quantized checkpoints are not supported yet)");
+           " but this engine computes with F32, F16 and BF16 weights only, or with U32 weights that have \"<path>.scales\""
+           " and \"<path>.biases\" (MLX affine quantization)");
     }
     if (tensor.shape != shape) {
       fail(ErrorCode::InvalidModel, "loadModel: tensor \"", name, "\" has shape ", shapeText(tensor.shape),
@@ -194,8 +251,19 @@ class TensorTable {
 
   const uint8_t* dataOf(const TensorSpec& tensor) const { return files_[tensor.file]->data() + tensor.offset; }
 
+  // A float32 copy of a [rows, cols] float tensor, kept alive in groupParameters_.
+  const float* floatCopy(const std::string& name, size_t rows, size_t cols) {
+    const TensorSpec& tensor = find(name, {rows, cols});
+    const uint8_t* data = dataOf(tensor);
+    std::vector<float> values(rows * cols);
+    for (size_t i = 0; i < values.size(); i++) values[i] = loadElement(data, int(tensor.dtype), i);
+    groupParameters_.push_back(std::move(values));
+    return groupParameters_.back().data();
+  }
+
   const std::vector<std::unique_ptr<MappedFile>>& files_;
   Fingerprint& fingerprint_;
+  std::vector<std::vector<float>>& groupParameters_;
   std::unordered_map<std::string, const TensorSpec*> byName_;
 };
 
@@ -215,7 +283,7 @@ ModelWeights::ModelWeights(const std::vector<std::string>& files, const std::vec
                     config.vocabSize}) {
     fingerprint.addValue(value);
   }
-  TensorTable table(files_, tensors, fingerprint);
+  TensorTable table(files_, tensors, fingerprint, groupParameters_);
 
   const size_t dim = size_t(config.dim);
   const size_t vocab = size_t(config.vocabSize);
@@ -223,11 +291,11 @@ ModelWeights::ModelWeights(const std::vector<std::string>& files, const std::vec
   const size_t kvDim = config.kvDim();
   const size_t ffnDim = size_t(config.ffnDim);
 
-  embedding = table.matrix("model.embed_tokens.weight", vocab, dim);
+  embedding = table.linear("model.embed_tokens", vocab, dim);
   if (config.tieWordEmbeddings) {
     outputHead = embedding;
   } else {
-    outputHead = table.matrix("lm_head.weight", vocab, dim);
+    outputHead = table.linear("lm_head", vocab, dim);
   }
   finalNorm = table.vector("model.norm.weight", dim);
 
@@ -236,10 +304,10 @@ ModelWeights::ModelWeights(const std::vector<std::string>& files, const std::vec
     LayerWeights& layer = layers[i];
     const std::string prefix = concat("model.layers.", i, ".");
     layer.attentionNorm = table.vector(prefix + "input_layernorm.weight", dim);
-    layer.query = table.matrix(prefix + "self_attn.q_proj.weight", queryDim, dim);
-    layer.key = table.matrix(prefix + "self_attn.k_proj.weight", kvDim, dim);
-    layer.value = table.matrix(prefix + "self_attn.v_proj.weight", kvDim, dim);
-    layer.output = table.matrix(prefix + "self_attn.o_proj.weight", dim, queryDim);
+    layer.query = table.linear(prefix + "self_attn.q_proj", queryDim, dim);
+    layer.key = table.linear(prefix + "self_attn.k_proj", kvDim, dim);
+    layer.value = table.linear(prefix + "self_attn.v_proj", kvDim, dim);
+    layer.output = table.linear(prefix + "self_attn.o_proj", dim, queryDim);
     if (config.attentionBias) {
       layer.queryBias = table.vector(prefix + "self_attn.q_proj.bias", queryDim);
       layer.keyBias = table.vector(prefix + "self_attn.k_proj.bias", kvDim);
@@ -247,9 +315,9 @@ ModelWeights::ModelWeights(const std::vector<std::string>& files, const std::vec
       layer.outputBias = table.vector(prefix + "self_attn.o_proj.bias", dim);
     }
     layer.ffnNorm = table.vector(prefix + "post_attention_layernorm.weight", dim);
-    layer.gate = table.matrix(prefix + "mlp.gate_proj.weight", ffnDim, dim);
-    layer.up = table.matrix(prefix + "mlp.up_proj.weight", ffnDim, dim);
-    layer.down = table.matrix(prefix + "mlp.down_proj.weight", dim, ffnDim);
+    layer.gate = table.linear(prefix + "mlp.gate_proj", ffnDim, dim);
+    layer.up = table.linear(prefix + "mlp.up_proj", ffnDim, dim);
+    layer.down = table.linear(prefix + "mlp.down_proj", dim, ffnDim);
     if (config.mlpBias) {
       layer.gateBias = table.vector(prefix + "mlp.gate_proj.bias", ffnDim);
       layer.upBias = table.vector(prefix + "mlp.up_proj.bias", ffnDim);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config.h"
+#include "quant.h"
 #include "tensor.h"
 
 namespace nesso {
@@ -18,10 +19,14 @@ struct TensorSpec {
   std::string name;
   size_t file = 0;  // index into the file list
   Dtype dtype = Dtype::F32;
-  // False for a dtype the engine cannot compute with (U32 quantized weights, F8 …). Such a tensor
-  // is bounds-checked, and loadModel fails only if the model needs it.
+  // False for a dtype the engine cannot compute with as floats (U32, F8 …). Such a tensor is
+  // bounds-checked, and loadModel fails only if the model needs it as a float tensor.
   bool dtypeSupported = true;
   std::string dtypeText;  // the safetensors dtype string, for messages
+  // Set for a U32 MLX-quantized "<path>.weight" (0 otherwise); its scales and biases are the
+  // tensors "<path>.scales" and "<path>.biases".
+  int bits = 0;
+  int groupSize = 0;
   std::vector<uint64_t> shape;
   uint64_t offset = 0;  // absolute byte offset in the file; may be unaligned
   uint64_t byteLength = 0;
@@ -47,15 +52,15 @@ class MappedFile {
 
 struct LayerWeights {
   std::vector<float> attentionNorm;  // [dim]
-  Matrix query;                      // [nHeads * headDim, dim]
-  Matrix key;                        // [nKvHeads * headDim, dim]
-  Matrix value;                      // [nKvHeads * headDim, dim]
-  Matrix output;                     // [dim, nHeads * headDim]
+  LinearWeights query;                // [nHeads * headDim, dim]
+  LinearWeights key;                  // [nKvHeads * headDim, dim]
+  LinearWeights value;                // [nKvHeads * headDim, dim]
+  LinearWeights output;               // [dim, nHeads * headDim]
   std::vector<float> queryBias, keyBias, valueBias, outputBias;  // empty unless attentionBias
   std::vector<float> ffnNorm;        // [dim]
-  Matrix gate;                       // [ffnDim, dim]
-  Matrix up;                         // [ffnDim, dim]
-  Matrix down;                       // [dim, ffnDim]
+  LinearWeights gate;                 // [ffnDim, dim]
+  LinearWeights up;                   // [ffnDim, dim]
+  LinearWeights down;                 // [dim, ffnDim]
   std::vector<float> gateBias, upBias, downBias;  // empty unless mlpBias
 };
 
@@ -65,8 +70,8 @@ class ModelWeights {
   // missing file and InvalidModel for a tensor that is missing, misshapen or out of bounds.
   ModelWeights(const std::vector<std::string>& files, const std::vector<TensorSpec>& tensors, const ModelConfig& config);
 
-  Matrix embedding;               // [vocabSize, dim]
-  Matrix outputHead;              // [vocabSize, dim]; the embedding when the head is tied
+  LinearWeights embedding;        // [vocabSize, dim]
+  LinearWeights outputHead;       // [vocabSize, dim]; the embedding when the head is tied
   std::vector<float> finalNorm;   // [dim]
   std::vector<LayerWeights> layers;
 
@@ -74,9 +79,13 @@ class ModelWeights {
   // carry it so that a state from another model is rejected.
   uint64_t fingerprint() const { return fingerprint_; }
   uint64_t mappedBytes() const { return mappedBytes_; }
+  // Number of weights stored quantized.
+  size_t quantizedCount() const { return groupParameters_.size() / 2; }
 
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;
+  // Float32 copies of every quantized weight's scales and biases; QuantizedMatrix points into them.
+  std::vector<std::vector<float>> groupParameters_;
   uint64_t fingerprint_ = 0;
   uint64_t mappedBytes_ = 0;
 };

@@ -1,0 +1,100 @@
+#include "quant.h"
+
+#include <cstring>
+#include <vector>
+
+namespace nesso {
+
+bool isAffineBits(int bits) {
+  return bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
+}
+
+bool isAffineGroupSize(int groupSize) {
+  return groupSize == 32 || groupSize == 64 || groupSize == 128;
+}
+
+void unpackCodes(const uint8_t* row, int bits, size_t first, size_t n, uint8_t* q) {
+  const unsigned mask = (1u << bits) - 1u;
+  for (size_t j = 0; j < n; j++) {
+    // Two bytes always suffice: a code has at most 8 bits and starts at bit 0..7 of its byte.
+    const size_t bit = (first + j) * size_t(bits);
+    const size_t byte = bit >> 3;
+    const unsigned shift = unsigned(bit & 7);
+    unsigned window = row[byte];
+    if (shift + unsigned(bits) > 8) window |= unsigned(row[byte + 1]) << 8;
+    q[j] = uint8_t((window >> shift) & mask);
+  }
+}
+
+void sumGroups(const float* x, size_t groupSize, size_t groups, float* groupSums) {
+  for (size_t g = 0; g < groups; g++) {
+    float sum = 0.0f;
+    for (size_t i = 0; i < groupSize; i++) sum += x[g * groupSize + i];
+    groupSums[g] = sum;
+  }
+}
+
+#if !defined(NESSO_HAVE_AVX2)
+const QuantKernels* avx2QuantKernels() {
+  return nullptr;
+}
+#endif
+
+#if !defined(NESSO_HAVE_AVX512)
+const QuantKernels* avx512QuantKernels() {
+  return nullptr;
+}
+#endif
+
+const QuantKernels& quantKernelsFor(const Kernels& kernels) {
+  const QuantKernels* chosen = nullptr;
+  if (std::strcmp(kernels.name, "avx512") == 0) chosen = avx512QuantKernels();
+  if (std::strcmp(kernels.name, "avx2") == 0) chosen = avx2QuantKernels();
+  // TODO: a NEON variant; arm64 runs the portable quantized kernels for now.
+  return chosen != nullptr ? *chosen : portableQuantKernels();
+}
+
+void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
+                  size_t rowBegin, size_t rowEnd, const float* x, float* y) {
+  if (weights.isQuantized) {
+    // Σ x per group costs `cols` additions per call, small next to the rows · cols products.
+    const QuantizedMatrix& quantized = weights.quantized;
+    thread_local std::vector<float> groupSums;
+    groupSums.resize(quantized.groupsPerRow);
+    sumGroups(x, size_t(quantized.groupSize), quantized.groupsPerRow, groupSums.data());
+    quantKernels.matVec(quantized, rowBegin, rowEnd, x, groupSums.data(), y);
+  } else {
+    kernels.matVec(weights.dense, rowBegin, rowEnd, x, y);
+  }
+}
+
+void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
+                  size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch) {
+  if (!weights.isQuantized) {
+    kernels.matMul(weights.dense, rowBegin, rowEnd, x, tokens, y, ldy, scratch);
+    return;
+  }
+  const QuantizedMatrix& quantized = weights.quantized;
+  const size_t cols = quantized.cols;
+  // The dequantized block [kMatMulRowBlock, cols], float32 and aligned, so the float kernel reads
+  // it in place without converting it again.
+  thread_local std::vector<float> block;
+  if (block.size() < kMatMulRowBlock * cols) block.resize(kMatMulRowBlock * cols);
+
+  for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kMatMulRowBlock) {
+    const size_t rows = rowEnd - blockBegin < kMatMulRowBlock ? rowEnd - blockBegin : kMatMulRowBlock;
+    for (size_t r = 0; r < rows; r++) quantKernels.dequantizeRow(quantized, blockBegin + r, block.data() + r * cols);
+    kernels.matMul(makeMatrix(block.data(), Dtype::F32, rows, cols), 0, rows, x, tokens, y + blockBegin, ldy, scratch);
+  }
+}
+
+void linearRow(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights, size_t row,
+               float* out) {
+  if (weights.isQuantized) {
+    quantKernels.dequantizeRow(weights.quantized, row, out);
+  } else {
+    kernels.toFloat(weights.dense.data + row * weights.dense.rowBytes, weights.dense.dtype, weights.dense.cols, out);
+  }
+}
+
+}  // namespace nesso

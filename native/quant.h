@@ -1,0 +1,92 @@
+// MLX affine-quantized weights: the packed matrix view, unpacking, dequantization and the
+// quantized matrix-vector (decode) and matrix-matrix (prefill) products.
+//
+// Format (mlx/backend/cpu/quantized.cpp, mlx 0.29): W [rows, cols] is stored as
+//   packed  U32 [rows, cols · bits / 32]: each row is a little-endian bit stream, element j in
+//           bits [j · bits, (j + 1) · bits), least significant bit first. 3-, 5- and 6-bit values
+//           therefore straddle byte and word boundaries.
+//   scales, biases [rows, cols / groupSize] in the checkpoint's float dtype.
+// and element j of row r is w = scales[r, j / G] · q + biases[r, j / G]. The scale may be negative.
+//
+// Like tensor.h, this header declares only plain structs and out-of-line functions, because the
+// SIMD files that include it are compiled with extra target flags.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+#include "tensor.h"
+
+namespace nesso {
+
+// A quantized [rows, cols] matrix. `packed` points into the mmapped file and may be unaligned;
+// the group parameters are converted to float32 at load time.
+struct QuantizedMatrix {
+  const uint8_t* packed = nullptr;  // [rows, packedRowBytes]
+  const float* scales = nullptr;    // [rows, groupsPerRow]
+  const float* biases = nullptr;    // [rows, groupsPerRow]
+  int bits = 0;                     // 2, 3, 4, 5, 6 or 8
+  int groupSize = 0;                // 32, 64 or 128
+  size_t rows = 0;
+  size_t cols = 0;
+  size_t packedRowBytes = 0;  // cols * bits / 8
+  size_t groupsPerRow = 0;    // cols / groupSize
+};
+
+// The weight of a linear layer or embedding: float (a Matrix in the checkpoint dtype) or quantized.
+struct LinearWeights {
+  Matrix dense;
+  QuantizedMatrix quantized;
+  bool isQuantized = false;
+
+  size_t rows() const { return isQuantized ? quantized.rows : dense.rows; }
+  size_t cols() const { return isQuantized ? quantized.cols : dense.cols; }
+};
+
+bool isAffineBits(int bits);
+bool isAffineGroupSize(int groupSize);
+
+// groupSums[g] = Σ x[g · groupSize + i] over i < groupSize, for `groups` groups.
+void sumGroups(const float* x, size_t groupSize, size_t groups, float* groupSums);
+
+// Unpacks n codes of a packed row starting at element `first` (a multiple of 8) into q[0, n).
+void unpackCodes(const uint8_t* row, int bits, size_t first, size_t n, uint8_t* q);
+
+struct QuantKernels {
+  const char* name;  // the SIMD path: "portable", "avx2" or "avx512"
+
+  // y[r] = dequant(W)[r, :] · x for r in [rowBegin, rowEnd), accumulated per group in float32 as
+  // scale · Σ q_i x_i + bias · Σ x_i. groupSums [groupsPerRow] holds Σ x_i of each group.
+  void (*matVec)(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const float* x,
+                 const float* groupSums, float* y);
+
+  // out[0, cols) = dequant(W)[row, :] in float32.
+  void (*dequantizeRow)(const QuantizedMatrix& weights, size_t row, float* out);
+};
+
+const QuantKernels& portableQuantKernels();
+// Null when the build has no such path.
+const QuantKernels* avx2QuantKernels();
+const QuantKernels* avx512QuantKernels();
+
+// The quantized kernels that go with a float kernel table (same SIMD path, or portable when the
+// path has no quantized variant, such as NEON for now).
+const QuantKernels& quantKernelsFor(const Kernels& kernels);
+
+// y[r] = W[r, :] · x over [rowBegin, rowEnd) for a float or quantized weight.
+void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
+                  size_t rowBegin, size_t rowEnd, const float* x, float* y);
+
+// y[t * ldy + r] = W[r, :] · x[t, :] for every token t. A quantized weight is dequantized
+// kMatMulRowBlock rows at a time into a per-thread buffer and multiplied with the float kernel,
+// so each row is unpacked once per call whatever the token count. `scratch` is the float
+// kernel's kMatMulRowBlock * cols floats.
+void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
+                  size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch);
+
+// out[0, cols) = row `row` of the weight in float32 (the embedding gather).
+void linearRow(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights, size_t row,
+               float* out);
+
+}  // namespace nesso
