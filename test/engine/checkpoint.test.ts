@@ -142,15 +142,15 @@ describe("checkpoint loading", () => {
     expect(error.message).toContain("model.embed_tokens.weight has 100 rows but the tokenizer has 290 tokens");
   });
 
-  it("rejects a quantized weight triple", async () => {
+  it("rejects scales without a quantization block", async () => {
     const dir = micro();
     addTensors(dir, [
       { name: "model.layers.0.mlp.up_proj.scales", dtype: "F32", shape: [16, 1] },
       { name: "model.layers.0.mlp.up_proj.biases", dtype: "F32", shape: [16, 1] },
     ]);
     const error = await loadError(dir);
-    expect(error.code).toBe("UNSUPPORTED");
-    expect(error.message).toContain("quantized checkpoints are not supported yet");
+    expect(error.code).toBe("INVALID_MODEL");
+    expect(error.message).toContain('marks an MLX-quantized weight but config.json has no "quantization" block');
   });
 
   it("rejects an unsupported dtype", async () => {

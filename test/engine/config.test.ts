@@ -105,12 +105,13 @@ describe("config.json resolution", () => {
     expect(resolveModelConfig(raw).ropeTheta).toBe(500000);
   });
 
-  it("rejects quantized checkpoints", () => {
-    for (const key of ["quantization", "quantization_config"]) {
-      const error = errorOf(() => resolveModelConfig({ ...nessoConfig(), [key]: { group_size: 64, bits: 4 } }));
-      expect(error.code).toBe("UNSUPPORTED");
-      expect(error.message).toContain("quantized checkpoints are not supported yet");
-    }
+  it("rejects quantization it cannot compute", () => {
+    const fpMode = errorOf(() => resolveModelConfig({ ...nessoConfig(), quantization: { group_size: 32, bits: 4, mode: "mxfp4" } }));
+    expect(fpMode.code).toBe("UNSUPPORTED");
+    expect(fpMode.message).toContain('"mxfp4"');
+    const hfPacking = errorOf(() => resolveModelConfig({ ...nessoConfig(), quantization_config: { quant_method: "gptq", bits: 4 } }));
+    expect(hfPacking.code).toBe("UNSUPPORTED");
+    expect(hfPacking.message).toContain('quant_method is "gptq"');
   });
 
   it("rejects invalid JSON", () => {

@@ -122,12 +122,12 @@ describe("Model.load errors", () => {
     expect(error.message).toContain('tensor "model.norm.weight" has unknown dtype "F12"');
   });
 
-  it("reports a quantized checkpoint", async () => {
+  it("reports an unsupported quantization mode", async () => {
     const dir = copy("config.json");
-    editJson(join(dir, "config.json"), (config) => (config.quantization = { group_size: 64, bits: 4, mode: "affine" }));
+    editJson(join(dir, "config.json"), (config) => (config.quantization = { group_size: 32, bits: 4, mode: "nvfp4" }));
     const error = await loadError(dir);
     expect(error.code).toBe("UNSUPPORTED");
-    expect(error.message).toContain("quantized checkpoints are not supported yet");
+    expect(error.message).toContain('quantization mode "nvfp4"');
   });
 
   it("reports a file passed instead of a directory", async () => {
