@@ -1,6 +1,7 @@
 // The ChatModel interface (used by the agent loop and the MCP server) over a Model and one Session.
 
 import type { Model } from "./model.js";
+import { systemTurnLength } from "./prompt-cache.js";
 import type { Session, SessionOptions } from "./session.js";
 import type { ChatMessage, ChatModel, ChatToolDefinition, GenerateOptions, GenerationRecord } from "./types.js";
 
@@ -30,8 +31,14 @@ export class EngineChatModel implements ChatModel, AsyncDisposable {
     return this.model.applyChatTemplate(messages, options);
   }
 
+  /**
+   * Generates a continuation of the rendered prompt. With the model's prompt cache on, the first
+   * system turn (system prompt and tools) is the prefix restored from and saved to disk.
+   */
   generate(prompt: string, options: GenerateOptions = {}): AsyncGenerator<GenerationRecord, void, undefined> {
-    return this.session.generate(prompt, options);
+    if (this.model.promptCache === null) return this.session.generate(prompt, options);
+    const tokens = this.model.encode(prompt);
+    return this.session.generate(tokens, { ...options, cachePrefixTokens: systemTurnLength(tokens, this.model.textTokenizer) });
   }
 
   /** Frees the session (not the model, which the caller owns). Safe to call twice. */

@@ -6,10 +6,11 @@ import type { Tokenizer } from "@huggingface/tokenizers";
 import { DisposedError, NessoError, throwIfAborted } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { ChatTemplate, type ChatTemplateOptions } from "./chat-template.js";
-import { buildModelSpec, readCheckpointTensors } from "./checkpoint.js";
+import { buildModelSpec, readCheckpointTensors, type CheckpointTensors } from "./checkpoint.js";
 import { resolveModelConfig, type ModelConfig } from "./config.js";
 import type { NativeModel, NativeModelConfig } from "./native-api.js";
 import { loadNativeAddon } from "./native.js";
+import { computeModelIdentity, PromptCache, type PromptCacheOptions } from "./prompt-cache.js";
 import { Session, type SessionOptions } from "./session.js";
 import { stopTokenIds } from "./stop.js";
 import { readModelJson, TextTokenizer } from "./tokenizer.js";
@@ -22,6 +23,11 @@ export interface LoadOptions {
   threads?: number;
   /** Cancels loading between steps; the native weight mapping itself is not interruptible. */
   signal?: AbortSignal;
+  /**
+   * Persistent prompt cache shared by the model's sessions: true for the defaults, an options
+   * object, or false. Default: off, so nothing is written unless a caller asks for it.
+   */
+  promptCache?: boolean | PromptCacheOptions;
 }
 
 /** A model directory loaded into the native engine. Create sessions to generate. */
@@ -39,14 +45,24 @@ export class Model {
   readonly stopTokens: ReadonlySet<number>;
   /** Compute threads of the native thread pool. */
   readonly threads: number;
+  /** The persistent prompt cache, or null when LoadOptions.promptCache left it off. */
+  readonly promptCache: PromptCache | null;
 
   private native: NativeModel | null;
   private readonly sessions = new Set<Session>();
   /** Set by dispose() while sessions are still finishing a step; the last one to close unmaps. */
   private pendingNativeDispose: NativeModel | null = null;
 
-  private constructor(dir: string, native: NativeModel, textTokenizer: TextTokenizer, chatTemplate: ChatTemplate, stopTokens: Set<number>) {
+  private constructor(
+    dir: string,
+    native: NativeModel,
+    textTokenizer: TextTokenizer,
+    chatTemplate: ChatTemplate,
+    stopTokens: Set<number>,
+    promptCache: PromptCache | null,
+  ) {
     this.dir = dir;
+    this.promptCache = promptCache;
     this.native = native;
     this.config = native.config;
     this.threads = native.threads;
@@ -75,6 +91,7 @@ export class Model {
     // second for a 128k vocabulary) and the chat template.
     const config = resolveModelConfig(await readModelJson(modelDir, "config.json"));
     const checkpoint = await readCheckpointTensors(modelDir);
+    const promptCache = await openPromptCache(modelDir, checkpoint, options.promptCache);
     const generationEosIds = await readGenerationEosIds(modelDir);
     const textTokenizer = await TextTokenizer.load(modelDir);
     const chatTemplate = await ChatTemplate.load(modelDir, textTokenizer.config);
@@ -92,7 +109,7 @@ export class Model {
     // generation_config.json's eos_token_id replaces config.json's when present (as mlx-lm does).
     const stopTokens = stopTokenIds(textTokenizer, generationEosIds ?? config.eosTokenIds);
     log.info(`loaded ${modelDir}: ${describe(config, spec.config.vocabSize)}, ${spec.tensors[0]?.dtype ?? "?"}, ${threads} threads, stop ids ${[...stopTokens].join(",")}`);
-    return new Model(modelDir, native, textTokenizer, chatTemplate, stopTokens);
+    return new Model(modelDir, native, textTokenizer, chatTemplate, stopTokens, promptCache);
   }
 
   /** Creates a session with its own KV cache (contextSize default: max_position_embeddings). */
@@ -164,6 +181,19 @@ async function checkDirectory(dir: string): Promise<void> {
     if (error instanceof NessoError) throw error;
     throw new NessoError("MODEL_NOT_FOUND", `model directory ${dir} not found; download a model with nesso-mcp pull`, { cause: error });
   }
+}
+
+/** Creates the model's prompt cache when the load options turn it on. */
+async function openPromptCache(modelDir: string, checkpoint: CheckpointTensors, option: LoadOptions["promptCache"]): Promise<PromptCache | null> {
+  if (option === undefined || option === false) return null;
+  const settings = option === true ? {} : option;
+  if (typeof settings !== "object" || settings === null) {
+    throw new NessoError("INVALID_ARGUMENT", `Model.load: promptCache must be true, false or an options object, got ${JSON.stringify(option)}`);
+  }
+  if (settings.enabled === false) return null;
+  const cache = new PromptCache({ dir: settings.dir, maxBytes: settings.maxBytes, modelIdentity: await computeModelIdentity(modelDir, checkpoint) });
+  log.debug(() => `prompt cache in ${cache.dir}, up to ${cache.maxBytes} bytes, model identity ${cache.modelIdentity}`);
+  return cache;
 }
 
 /** eos_token_id of generation_config.json, or null when the file or key is absent. */

@@ -9,6 +9,16 @@ import type { Model } from "./model.js";
 
 const log = createLogger("engine");
 
+/** GenerateOptions plus the engine-only settings of Session.generate. */
+export interface SessionGenerateOptions extends GenerateOptions {
+  /**
+   * Length of the prompt prefix to restore from and save to the model's persistent prompt cache,
+   * typically the system turn with the tools (default 0: none). Used only when the model was
+   * loaded with a promptCache and the value is less than the prompt's length.
+   */
+  cachePrefixTokens?: number;
+}
+
 export interface SessionOptions {
   /** KV cache positions (default: the model's max_position_embeddings, 4096 for Nesso). */
   contextSize?: number;
@@ -122,8 +132,12 @@ export class Session {
    * contextSize). The token that ends a turn (e.g. `<|im_end|>`) is yielded with text "" or with
    * text that was held back. Breaking out of the loop early frees the session for the next call.
    */
-  async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerationRecord, void, undefined> {
+  async *generate(prompt: string | readonly number[], options: SessionGenerateOptions = {}): AsyncGenerator<GenerationRecord, void, undefined> {
     const settings = resolveOptions(options);
+    const cachePrefix = options.cachePrefixTokens ?? 0;
+    if (!Number.isSafeInteger(cachePrefix) || cachePrefix < 0) {
+      throw new NessoError("INVALID_ARGUMENT", `generate: option cachePrefixTokens must be an integer >= 0, got ${JSON.stringify(options.cachePrefixTokens)}`);
+    }
     const { signal, constraint } = options;
     const promptTokens = typeof prompt === "string" ? this.model.encode(prompt) : Array.from(prompt);
     this.checkPromptTokens(promptTokens);
@@ -137,7 +151,7 @@ export class Session {
     const onAbort = () => context.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      yield* this.run(context, promptTokens, settings, signal, constraint);
+      yield* this.run(context, promptTokens, settings, signal, constraint, cachePrefix);
     } finally {
       signal?.removeEventListener("abort", onAbort);
       release();
@@ -150,6 +164,7 @@ export class Session {
     settings: ResolvedGenerateOptions,
     signal: AbortSignal | undefined,
     constraint: GenerateOptions["constraint"],
+    cachePrefixTokens: number,
   ): AsyncGenerator<GenerationRecord, void, undefined> {
     const promptCount = promptTokens.length;
     if (signal?.aborted) {
@@ -164,18 +179,28 @@ export class Session {
 
     // Prefix reuse: keep the cached tokens the prompt starts with; at least one prompt token is
     // evaluated so the logits of the last position are fresh.
-    const reused = Math.min(commonPrefixLength(this.cached, promptTokens), promptCount - 1);
+    const prefillStart = performance.now();
+    let reused = Math.min(commonPrefixLength(this.cached, promptTokens), promptCount - 1);
+
+    // The persistent prompt cache serves the prefix when the in-memory cache contains less of it.
+    const promptCache = this.model.promptCache;
+    const cachePrefix = promptCache !== null && cachePrefixTokens < promptCount ? promptTokens.slice(0, cachePrefixTokens) : [];
+    let restored = 0;
+    if (promptCache !== null && cachePrefix.length > reused && (await promptCache.restore(context, cachePrefix))) {
+      this.cached = cachePrefix.slice();
+      reused = restored = cachePrefix.length;
+    }
     context.rewind(reused);
     this.cached.length = reused;
 
-    const prefillStart = performance.now();
     const prefill = await context.eval(Int32Array.from(promptTokens.slice(reused)));
     this.cached.push(...promptTokens.slice(reused, reused + prefill.evaluated));
-    const prefillMs = performance.now() - prefillStart;
     if (prefill.cancelled || signal?.aborted) {
-      yield finishRecord("abort", "", promptCount, reused, 0, prefillMs, 0);
+      yield finishRecord("abort", "", promptCount, reused, 0, performance.now() - prefillStart, 0, restored);
       return;
     }
+    if (promptCache !== null && cachePrefix.length > 0 && restored === 0) await promptCache.save(context, cachePrefix);
+    const prefillMs = performance.now() - prefillStart;
 
     const decodeStart = performance.now();
     const decoder = this.model.textTokenizer.createStreamDecoder();
@@ -215,7 +240,7 @@ export class Session {
       if (step.evaluated === 1) this.cached.push(tokenId);
       if (step.cancelled) reason = "abort";
     }
-    yield finishRecord(reason, text, promptCount, reused, generated, prefillMs, performance.now() - decodeStart);
+    yield finishRecord(reason, text, promptCount, reused, generated, prefillMs, performance.now() - decodeStart, restored);
   }
 
   /**
@@ -332,6 +357,7 @@ function finishRecord(
   generatedTokens: number,
   prefillMs: number,
   decodeMs: number,
+  promptCacheTokens = 0,
 ): FinishRecord {
-  return { kind: "finish", finishReason, text, promptTokens, reusedTokens, generatedTokens, prefillMs, decodeMs };
+  return { kind: "finish", finishReason, text, promptTokens, reusedTokens, promptCacheTokens, generatedTokens, prefillMs, decodeMs };
 }

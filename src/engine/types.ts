@@ -76,6 +76,11 @@ export interface FinishRecord {
   promptTokens: number;
   /** Prompt tokens that were already in the KV cache and not evaluated again. */
   reusedTokens: number;
+  /**
+   * Prompt tokens restored from the persistent prompt cache on disk, included in reusedTokens
+   * (0 or absent when none were).
+   */
+  promptCacheTokens?: number;
   generatedTokens: number;
   prefillMs: number;
   decodeMs: number;

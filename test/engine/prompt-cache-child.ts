@@ -1,9 +1,10 @@
-// Child process of the prompt cache tests. Prints one JSON line on stdout.
+// Child process of the prompt cache tests. It prints one JSON line on stdout.
 //
-//   generate --model DIR --cache DIR --user TEXT   one chat turn through EngineChatModel with the
-//                                                  prompt cache on; prints the tokens and finish record
-//   write --cache DIR --count N                    stores the synthetic entry of syntheticEntry() N
-//                                                  times; prints the store count
+//   generate --model DIR --cache DIR --user TEXT
+//     Runs one chat turn through EngineChatModel with the prompt cache on and prints the tokens,
+//     the finish record and the cache counters.
+//   write --cache DIR --count N
+//     Stores the entry of syntheticEntry() N times and prints the write count.
 
 import { parseArgs } from "node:util";
 import { EngineChatModel } from "../../src/engine/chat-model.js";

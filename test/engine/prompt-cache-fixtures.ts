@@ -32,7 +32,7 @@ export function chatMessages(user: string, system: string = systemPrompt): ChatM
   ];
 }
 
-/** A deterministic prefix and state that a writer process and a reader agree on (8 MiB payload). */
+/** Builds a deterministic prefix and state, so a writer process and a reader agree on them (8 MiB payload by default). */
 export function syntheticEntry(payloadBytes = 8 * 1024 * 1024): { modelIdentity: string; prefix: number[]; state: Uint8Array } {
   const modelIdentity = createHash("sha256").update("synthetic model").digest("hex");
   const prefix = Array.from({ length: 40 }, (_, i) => 1000 + i * 37);

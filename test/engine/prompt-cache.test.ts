@@ -1,14 +1,13 @@
 // The persistent prompt cache in one process: the file format and its checks, LRU eviction, and
 // sessions on the tiny random checkpoint that restore the system turn from disk.
 
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { NessoError } from "../../src/errors.js";
 import { EngineChatModel } from "../../src/engine/chat-model.js";
 import { Model } from "../../src/engine/model.js";
-import { PromptCache, resolvePromptCacheDir, systemTurnLength } from "../../src/engine/prompt-cache.js";
-import type { FinishRecord, GenerationRecord, TokenConstraint, TokenRecord } from "../../src/engine/types.js";
+import { PromptCache, resolvePromptCacheDir, systemTurnLength, type PromptCacheStats } from "../../src/engine/prompt-cache.js";
+import type { ChatMessage, FinishRecord, GenerationRecord, TokenConstraint, TokenRecord } from "../../src/engine/types.js";
 import { LogLevel, getLogLevel, setLogLevel, setLogSink } from "../../src/logger.js";
 import { cachedCheckpoint, tinyCheckpoint, tinyShape } from "../fixtures/checkpoint.js";
 import { collect, makeTempDir } from "./helpers.js";
@@ -208,35 +207,61 @@ describe("prompt cache files", () => {
 });
 
 describe("prompt cache in sessions", () => {
-  /** A constraint that masks the stop tokens out, so generation runs to maxTokens. */
-  function noStop(model: Model): TokenConstraint {
-    const mask = new Uint8Array(model.config.vocabSize).fill(1);
-    for (const id of model.stopTokens) mask[id] = 0;
+  // The models are loaded once; every test starts from an empty cache directory.
+  const cacheDir = makeTempDir("nesso-prompt-cache-sessions-");
+  let model: Model;
+  let otherSeed: Model;
+  let otherShape: Model;
+  beforeAll(async () => {
+    const promptCache = { dir: cacheDir.dir };
+    model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache });
+    otherSeed = await Model.load(tinyCheckpoint("F32", 2), { threads: 1, promptCache });
+    const kv4 = cachedCheckpoint({ name: "tiny-f32-kv4-s1", shape: { ...tinyShape, nKvHeads: 4 }, dtype: "F32", seed: 1 });
+    otherShape = await Model.load(kv4, { threads: 1, promptCache });
+  });
+  afterAll(() => {
+    for (const loaded of [model, otherSeed, otherShape]) loaded?.dispose();
+    cacheDir.remove();
+  });
+  beforeEach(() => {
+    for (const name of entryFiles(cacheDir.dir)) rmSync(join(cacheDir.dir, name));
+  });
+
+  /** Returns a constraint that masks the stop tokens out, so generation runs to maxTokens. */
+  function noStop(target: Model): TokenConstraint {
+    const mask = new Uint8Array(target.config.vocabSize).fill(1);
+    for (const id of target.stopTokens) mask[id] = 0;
     return { mask: () => mask, accept: () => {}, isComplete: () => false };
   }
 
   const finishOf = (records: GenerationRecord[]) => records.at(-1) as FinishRecord;
   const tokensOf = (records: GenerationRecord[]) => records.filter((record): record is TokenRecord => record.kind === "token").map((record) => record.tokenId);
 
-  function promptTokens(model: Model, user = "Elenca i file nella cartella «città». 🇮🇹"): { tokens: number[]; prefix: number } {
+  function promptTokens(user = "Elenca i file nella cartella «città». 🇮🇹"): { tokens: number[]; prefix: number } {
     const tokens = model.encode(model.applyChatTemplate(chatMessages(user), { tools: chatTools }));
     return { tokens, prefix: systemTurnLength(tokens, model.textTokenizer) };
   }
 
-  /** Greedy tokens of a fresh session of `model`, without any prompt cache. */
-  async function coldTokens(model: Model, tokens: number[]): Promise<number[]> {
-    const session = model.createSession({ contextSize: 512 });
-    const records = await collect(session.generate(tokens, { maxTokens: 12, constraint: noStop(model) }));
+  /** Greedy tokens of a fresh session of `target`, without any prompt cache. */
+  async function coldTokens(target: Model, tokens: number[]): Promise<number[]> {
+    const session = target.createSession({ contextSize: 512 });
+    const records = await collect(session.generate(tokens, { maxTokens: 12, constraint: noStop(target) }));
     session.dispose();
     return tokensOf(records);
   }
 
-  async function generateCached(model: Model, tokens: number[], prefix: number): Promise<GenerationRecord[]> {
-    const session = model.createSession({ contextSize: 512 });
-    const records = await collect(session.generate(tokens, { maxTokens: 12, constraint: noStop(model), cachePrefixTokens: prefix }));
+  async function generateCached(target: Model, tokens: number[], prefix: number): Promise<GenerationRecord[]> {
+    const session = target.createSession({ contextSize: 512 });
+    const records = await collect(session.generate(tokens, { maxTokens: 12, constraint: noStop(target), cachePrefixTokens: prefix }));
     session.dispose();
-    await model.promptCache!.flush();
+    await target.promptCache!.flush();
     return records;
+  }
+
+  /** Counters of `target`'s prompt cache since `before`. */
+  function statsSince(target: Model, before: PromptCacheStats): PromptCacheStats {
+    const now = target.promptCache!.stats;
+    return { hits: now.hits - before.hits, misses: now.misses - before.misses, rejected: now.rejected - before.rejected, writes: now.writes - before.writes, evictions: now.evictions - before.evictions };
   }
 
   it("is off unless requested", () => {
@@ -244,8 +269,8 @@ describe("prompt cache in sessions", () => {
   });
 
   it("restores the system turn in a new session", async () => {
-    const model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir } });
-    const { tokens, prefix } = promptTokens(model);
+    const before = model.promptCache!.stats;
+    const { tokens, prefix } = promptTokens();
     expect(prefix).toBeGreaterThan(50);
     expect(model.decode(tokens.slice(0, prefix))).toMatch(/<\|im_start\|>system\n[\s\S]*<\|im_end\|>$/);
     const expected = await coldTokens(cold, tokens);
@@ -261,32 +286,29 @@ describe("prompt cache in sessions", () => {
     expect(tokensOf(second)).toEqual(expected);
 
     // Another user message after the same system turn hits the same file.
-    const other = promptTokens(model, "What is in README.md?");
+    const other = promptTokens("What is in README.md?");
     const third = await generateCached(model, other.tokens, other.prefix);
     expect(finishOf(third).promptCacheTokens).toBe(prefix);
     expect(tokensOf(third)).toEqual(await coldTokens(cold, other.tokens));
-    expect(model.promptCache!.stats).toMatchObject({ hits: 2, writes: 1, rejected: 0 });
-    expect(entryFiles(temp.dir)).toHaveLength(1);
-    model.dispose();
+    expect(statsSince(model, before)).toMatchObject({ hits: 2, writes: 1, rejected: 0 });
+    expect(entryFiles(cacheDir.dir)).toHaveLength(1);
   });
 
   it("prefers a longer in-memory prefix", async () => {
-    const model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir } });
-    const { tokens, prefix } = promptTokens(model);
+    const before = model.promptCache!.stats;
+    const { tokens, prefix } = promptTokens();
     const session = model.createSession({ contextSize: 512 });
     await collect(session.generate(tokens, { maxTokens: 0, cachePrefixTokens: prefix }));
     await model.promptCache!.flush();
     const finish = finishOf(await collect(session.generate(tokens, { maxTokens: 0, cachePrefixTokens: prefix })));
     expect(finish.reusedTokens).toBe(tokens.length - 1);
     expect(finish.promptCacheTokens).toBe(0);
-    expect(model.promptCache!.stats).toMatchObject({ hits: 0, writes: 1 });
+    expect(statsSince(model, before)).toMatchObject({ hits: 0, writes: 1 });
     session.dispose();
-    model.dispose();
   });
 
   it("ignores a truncated file", async () => {
-    const model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir } });
-    const { tokens, prefix } = promptTokens(model);
+    const { tokens, prefix } = promptTokens();
     await generateCached(model, tokens, prefix);
     const path = model.promptCache!.pathOf(tokens.slice(0, prefix));
     const fullSize = statSync(path).size;
@@ -295,24 +317,24 @@ describe("prompt cache in sessions", () => {
     const records = await generateCached(model, tokens, prefix);
     expect(finishOf(records).promptCacheTokens).toBe(0);
     expect(tokensOf(records)).toEqual(await coldTokens(cold, tokens));
-    expect(logLines.some((line) => line.includes("ignoring prompt cache file") && line.includes("truncated"))).toBe(true);
+    expect(logLines.some((line) => line.includes("debug: ignoring prompt cache file") && line.includes("truncated"))).toBe(true);
     // The bad file was deleted and the evaluated prefix saved again in full.
     expect(statSync(path).size).toBe(fullSize);
-    model.dispose();
   });
 
   it("ignores a file of another model", async () => {
-    const model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir } });
-    const otherSeed = await Model.load(tinyCheckpoint("F32", 2), { threads: 1, promptCache: { dir: temp.dir } });
-    const otherShape = await Model.load(cachedCheckpoint({ name: "tiny-f32-kv4-s1", shape: { ...tinyShape, nKvHeads: 4 }, dtype: "F32", seed: 1 }), { threads: 1, promptCache: { dir: temp.dir } });
-    const { tokens, prefix } = promptTokens(model);
+    const { tokens, prefix } = promptTokens();
     const key = tokens.slice(0, prefix);
     expect(otherSeed.promptCache!.modelIdentity).not.toBe(model.promptCache!.modelIdentity);
     expect(otherShape.promptCache!.modelIdentity).not.toBe(model.promptCache!.modelIdentity);
 
-    await generateCached(otherSeed, tokens, prefix);
-    await generateCached(otherShape, tokens, prefix);
     for (const other of [otherSeed, otherShape]) {
+      // Another model's state lives under another name, so it is never found by this model.
+      rmSync(model.promptCache!.pathOf(key), { force: true });
+      const before = model.promptCache!.stats;
+      await generateCached(other, tokens, prefix);
+      expect(await model.promptCache!.lookup(key)).toBeNull();
+
       // A file copied under this model's name is caught by its header and never loaded.
       copyFileSync(other.promptCache!.pathOf(key), model.promptCache!.pathOf(key));
       logLines = [];
@@ -320,23 +342,20 @@ describe("prompt cache in sessions", () => {
       expect(finishOf(records).promptCacheTokens).toBe(0);
       expect(tokensOf(records)).toEqual(await coldTokens(cold, tokens));
       expect(logLines.some((line) => line.includes("debug: ignoring prompt cache file") && line.includes("written for model"))).toBe(true);
+      expect(statsSince(model, before)).toMatchObject({ hits: 0, rejected: 1 });
       // This model's own state replaced the foreign file.
       expect(finishOf(await generateCached(model, tokens, prefix)).promptCacheTokens).toBe(prefix);
     }
-    model.dispose();
-    otherSeed.dispose();
-    otherShape.dispose();
   });
 
-  it("leaves the context intact when the engine rejects a state", async () => {
+  it("survives a state the engine rejects", async () => {
     // A file that claims this model's identity but carries another model's state passes the file
-    // checks; the native weights fingerprint still rejects it.
-    const model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir } });
-    const other = await Model.load(tinyCheckpoint("F32", 2), { threads: 1, promptCache: { dir: temp.dir } });
-    const { tokens, prefix } = promptTokens(model);
+    // checks. The native weights fingerprint rejects it, and the context is left as it was.
+    const before = model.promptCache!.stats;
+    const { tokens, prefix } = promptTokens();
     const key = tokens.slice(0, prefix);
-    await generateCached(other, tokens, prefix);
-    const bytes = readFileSync(other.promptCache!.pathOf(key));
+    await generateCached(otherSeed, tokens, prefix);
+    const bytes = readFileSync(otherSeed.promptCache!.pathOf(key));
     Buffer.from(model.promptCache!.modelIdentity, "hex").copy(bytes, 16);
     writeFileSync(model.promptCache!.pathOf(key), bytes);
 
@@ -344,14 +363,11 @@ describe("prompt cache in sessions", () => {
     expect(finishOf(records).promptCacheTokens).toBe(0);
     expect(tokensOf(records)).toEqual(await coldTokens(cold, tokens));
     expect(logLines.some((line) => line.includes("the engine rejected the state"))).toBe(true);
-    expect(model.promptCache!.stats).toMatchObject({ hits: 0, rejected: 1 });
-    model.dispose();
-    other.dispose();
+    expect(statsSince(model, before)).toMatchObject({ hits: 0, rejected: 1 });
   });
 
   it("caches the system turn through EngineChatModel", async () => {
-    const model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir, maxBytes: 64 * 1024 ** 2 } });
-    const run = async (messages: Parameters<EngineChatModel["renderChat"]>[0]) => {
+    const run = async (messages: ChatMessage[]) => {
       const chat = new EngineChatModel(model, { contextSize: 512 });
       const records = await collect(chat.generate(chat.renderChat(messages, { tools: chatTools }), { maxTokens: 4 }));
       chat.dispose();
@@ -359,27 +375,23 @@ describe("prompt cache in sessions", () => {
       return finishOf(records);
     };
     expect((await run(chatMessages("Ciao!"))).promptCacheTokens).toBe(0);
-    const { prefix } = promptTokens(model);
-    expect((await run(chatMessages("Come stai? 😊"))).promptCacheTokens).toBe(prefix);
-    expect(entryFiles(temp.dir)).toHaveLength(1);
+    expect((await run(chatMessages("Come stai? 😊"))).promptCacheTokens).toBe(promptTokens().prefix);
+    expect(entryFiles(cacheDir.dir)).toHaveLength(1);
 
     // A prompt without a system turn has no prefix to save.
     const chat = new EngineChatModel(model, { contextSize: 512 });
     await collect(chat.generate(chat.renderChat([{ role: "user", content: "Ciao" }]), { maxTokens: 2 }));
     chat.dispose();
     await model.promptCache!.flush();
-    expect(entryFiles(temp.dir)).toHaveLength(1);
-    model.dispose();
+    expect(entryFiles(cacheDir.dir)).toHaveLength(1);
   });
 
   it("rejects invalid cache options", async () => {
-    await expect(Model.load(tinyCheckpoint("F32"), { promptCache: { dir: temp.dir, maxBytes: -1 } })).rejects.toThrow(NessoError);
+    await expect(Model.load(tinyCheckpoint("F32"), { promptCache: { dir: temp.dir, maxBytes: -1 } })).rejects.toThrow(/maxBytes must be an integer >= 1/);
+    await expect(Model.load(tinyCheckpoint("F32"), { promptCache: "yes" as unknown as boolean })).rejects.toThrow(/promptCache must be true, false or an options object/);
     const session = cold.createSession({ contextSize: 64 });
     await expect(collect(session.generate([1, 2, 3], { cachePrefixTokens: 1.5 }))).rejects.toThrow(/cachePrefixTokens must be an integer >= 0/);
     session.dispose();
-    const disabled = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache: { dir: temp.dir, enabled: false } });
-    expect(disabled.promptCache).toBeNull();
-    disabled.dispose();
   });
 });
 
