@@ -10,6 +10,7 @@ Commands:
   tools          List the connected servers and tools, with the token cost of each schema
   serve          Serve nesso-mcp itself over MCP (stdio, or Streamable HTTP with --http)
   pull [repo]    Download a model repo into the Hugging Face cache
+  convert IN OUT Quantize a checkpoint (MLX affine) or dequantize it
   doctor         Check Node, the native addon, the model and every server of mcp.json
 
 Run "nesso-mcp <command> --help" for the options of a command.
@@ -40,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./pull.js")).pullCommand(rest);
     case "doctor":
       return (await import("./doctor.js")).doctorCommand(rest);
+    case "convert":
+      return (await import("./convert.js")).convertCommand(rest);
     case undefined:
     case "help":
     case "--help":
