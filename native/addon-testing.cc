@@ -11,6 +11,7 @@
 #include "forward.h"
 #include "js-values.h"
 #include "kernels.h"
+#include "quant-testing.h"
 #include "rope.h"
 
 namespace nesso {
@@ -185,6 +186,7 @@ Napi::Object createTestingObject(Napi::Env env) {
   testing.Set("matMul", Napi::Function::New(env, guarded<matMul>, "matMul"));
   testing.Set("softmax", Napi::Function::New(env, guarded<softmax>, "softmax"));
   testing.Set("siluMul", Napi::Function::New(env, guarded<siluMul>, "siluMul"));
+  addQuantTesting(env, testing);
   return testing;
 }
 

@@ -163,6 +163,17 @@ export interface NativeTesting {
   softmax(x: Float32Array): Float32Array;
   /** silu(gate) ⊙ up with silu(z) = z / (1 + e^-z). */
   siluMul(gate: Float32Array, up: Float32Array): Float32Array;
+  /** The first `count` codes of an MLX-packed row (LSB-first bit stream of `bits`-bit codes). */
+  quantUnpack(packed: Uint8Array, bits: number, count: number): Uint8Array;
+  /**
+   * y [rows] = dequant(W) · x for an MLX affine-quantized W: packed rows [rows, cols · bits / 8]
+   * bytes, scales and biases [rows, cols / groupSize].
+   */
+  quantMatVec(packed: Uint8Array, scales: Float32Array, biases: Float32Array, bits: number, groupSize: number, rows: number, cols: number, x: Float32Array): Float32Array;
+  /** y [tokens, rows] = x [tokens, cols] · dequant(W)ᵀ with the prefill path. */
+  quantMatMul(packed: Uint8Array, scales: Float32Array, biases: Float32Array, bits: number, groupSize: number, rows: number, cols: number, x: Float32Array, tokens: number): Float32Array;
+  /** dequant(W) [rows, cols] with w = scale · q + bias. */
+  quantDequantize(packed: Uint8Array, scales: Float32Array, biases: Float32Array, bits: number, groupSize: number, rows: number, cols: number): Float32Array;
 }
 
 export interface NativeAddon {

@@ -145,6 +145,13 @@ function mapTesting(raw: NativeTesting): NativeTesting {
       callNative(() => raw.matMul(weights, dtype, rows, cols, x, tokens)),
     softmax: (x) => callNative(() => raw.softmax(x)),
     siluMul: (gate, up) => callNative(() => raw.siluMul(gate, up)),
+    quantUnpack: (packed, bits, count) => callNative(() => raw.quantUnpack(packed, bits, count)),
+    quantMatVec: (packed, scales, biases, bits, groupSize, rows, cols, x) =>
+      callNative(() => raw.quantMatVec(packed, scales, biases, bits, groupSize, rows, cols, x)),
+    quantMatMul: (packed, scales, biases, bits, groupSize, rows, cols, x, tokens) =>
+      callNative(() => raw.quantMatMul(packed, scales, biases, bits, groupSize, rows, cols, x, tokens)),
+    quantDequantize: (packed, scales, biases, bits, groupSize, rows, cols) =>
+      callNative(() => raw.quantDequantize(packed, scales, biases, bits, groupSize, rows, cols)),
   };
 }
 
