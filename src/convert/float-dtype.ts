@@ -58,8 +58,28 @@ function floatToF16Bits(value: number): number {
   return sign | half;
 }
 
+// Typed arrays use the platform's byte order; every platform Node.js ships for (x86_64, arm64)
+// is little-endian, like safetensors.
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Decodes little-endian bytes of `dtype` to float32. */
 export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
+  if (!littleEndian) return decodeFloatsPortably(bytes, dtype);
+  // Copying into a fresh buffer aligns the data for the typed-array views.
+  const copy = bytes.slice();
+  if (dtype === "F32") return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
+  const halves = new Uint16Array(copy.buffer, 0, copy.byteLength / 2);
+  const out = new Float32Array(halves.length);
+  if (dtype === "BF16") {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
+  } else {
+    for (let i = 0; i < halves.length; i++) out[i] = f16BitsToFloat(halves[i]);
+  }
+  return out;
+}
+
+function decodeFloatsPortably(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = bytes.byteLength / floatDtypeBytes[dtype];
   const out = new Float32Array(count);
@@ -74,6 +94,13 @@ export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype): Float32Array
 
 /** Encodes float32 values as little-endian bytes of `dtype`. */
 export function encodeFloats(values: Float32Array, dtype: FloatDtype): Uint8Array {
+  if (littleEndian) {
+    if (dtype === "F32") return new Uint8Array(values.slice().buffer);
+    const halves = new Uint16Array(values.length);
+    const encode = dtype === "BF16" ? floatToBf16Bits : floatToF16Bits;
+    for (let i = 0; i < values.length; i++) halves[i] = encode(values[i]);
+    return new Uint8Array(halves.buffer);
+  }
   const out = new Uint8Array(values.length * floatDtypeBytes[dtype]);
   const view = new DataView(out.buffer);
   if (dtype === "F32") {
