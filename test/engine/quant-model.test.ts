@@ -6,8 +6,13 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../src/convert/convert.js";
+import { buildModelSpec, readCheckpointTensors } from "../../src/engine/checkpoint.js";
+import { parseConfigText } from "../../src/engine/config.js";
 import { Model } from "../../src/engine/model.js";
+import { loadNativeAddon } from "../../src/engine/native.js";
+import { TextTokenizer } from "../../src/engine/tokenizer.js";
 import { NessoError } from "../../src/errors.js";
+import { nessoVocabSize } from "../fixtures/checkpoint.js";
 import { cloneCheckpoint, collect, makeTempDir } from "./helpers.js";
 import { argmax, maxAbs, maxAbsDifference } from "./native-helpers.js";
 import { cachedConversion, quantizedPair, quantSourceCheckpoint } from "./quant-fixtures.js";
@@ -29,12 +34,17 @@ interface Run {
   tokens: number[];
 }
 
-/** Evaluates a bilingual prompt and `greedySteps` argmax tokens, reusing the cached prefix. */
+const promptText = "<|im_start|>user\nQual è la capitale d'Italia? Answer in one word 🙂<|im_end|>\n<|im_start|>assistant\n";
+
+/**
+ * Evaluates a bilingual prompt and `greedySteps` argmax tokens through Model (the TS loader,
+ * tokenizer and session), reusing the cached prefix.
+ */
 async function greedyRun(dir: string): Promise<Run> {
   const model = await Model.load(dir, { threads: 2 });
   try {
     const session = model.createSession({ contextSize: 128 });
-    const prompt = model.encode(model.applyChatTemplate([{ role: "user", content: "Qual è la capitale d'Italia? Answer in one word 🙂" }]));
+    const prompt = model.encode(promptText);
     const logits: Float32Array[] = [];
     const tokens: number[] = [];
     for (let step = 0; step <= greedySteps; step++) {
@@ -43,6 +53,33 @@ async function greedyRun(dir: string): Promise<Run> {
       if (step === 0 || step === greedySteps) logits.push(row);
       if (step < greedySteps) tokens.push(argmax(row));
     }
+    return { logits, tokens };
+  } finally {
+    model.dispose();
+  }
+}
+
+let promptIds: Int32Array | null = null;
+
+/**
+ * The same run on the native addon with the spec buildModelSpec makes, which skips loading the
+ * tokenizer for each of the 36 checkpoints of the bit-width sweep.
+ */
+async function nativeGreedyRun(dir: string): Promise<Run> {
+  promptIds ??= Int32Array.from((await TextTokenizer.load(dir)).encode(promptText));
+  const config = parseConfigText(readFileSync(join(dir, "config.json"), "utf8"));
+  const spec = buildModelSpec(config, await readCheckpointTensors(dir), { tokenizerVocabSize: nessoVocabSize });
+  const model = await loadNativeAddon().loadModel({ ...spec, threads: 2 });
+  try {
+    const context = model.createContext({ contextSize: 128 });
+    await context.eval(promptIds);
+    const logits: Float32Array[] = [context.getLogits()];
+    const tokens: number[] = [];
+    for (let step = 0; step < greedySteps; step++) {
+      tokens.push(argmax(context.getLogits()));
+      await context.eval(Int32Array.of(tokens[step]));
+    }
+    logits.push(context.getLogits());
     return { logits, tokens };
   } finally {
     model.dispose();
@@ -64,8 +101,8 @@ describe("quantized checkpoints", () => {
     it(`match their dequantized weights at ${bits} bits`, { timeout: 120_000 }, async () => {
       for (const groupSize of [32, 64, 128]) {
         const { quantized, dequantized } = await quantizedPair(bits, groupSize);
-        const ours = await greedyRun(quantized);
-        const reference = await greedyRun(dequantized);
+        const ours = await nativeGreedyRun(quantized);
+        const reference = await nativeGreedyRun(dequantized);
         const ratio = relativeDifference(ours, reference);
         console.info(`${bits}-bit g${groupSize}: max |Δlogit| / max |logit| = ${ratio.toExponential(2)}`);
         expect(ratio, `g${groupSize}`).toBeLessThanOrEqual(relativeTolerance);
