@@ -244,7 +244,7 @@ export class JsonRules {
     );
   }
 
-  /** A fraction part whose last digit is not zero, so its value is above zero. */
+  /** Returns a rule for a fraction part whose last digit is not zero, so its value is above zero. */
   private nonZeroFraction(): number {
     return this.cached("non-zero-fraction", () =>
       this.builder.add("number-non-zero-fraction", [
