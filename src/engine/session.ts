@@ -192,6 +192,11 @@ export class Session {
     }
     context.rewind(reused);
     this.cached.length = reused;
+    // eval() clears the cancel flag, so an abort that arrived while the file was read is checked here.
+    if (signal?.aborted) {
+      yield finishRecord("abort", "", promptCount, reused, 0, performance.now() - prefillStart, 0, restored);
+      return;
+    }
 
     const prefill = await context.eval(Int32Array.from(promptTokens.slice(reused)));
     this.cached.push(...promptTokens.slice(reused, reused + prefill.evaluated));
