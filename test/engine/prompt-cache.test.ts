@@ -208,11 +208,12 @@ describe("prompt cache files", () => {
 
 describe("prompt cache in sessions", () => {
   // The models are loaded once; every test starts from an empty cache directory.
-  const cacheDir = makeTempDir("nesso-prompt-cache-sessions-");
+  let cacheDir: { dir: string; remove: () => void };
   let model: Model;
   let otherSeed: Model;
   let otherShape: Model;
   beforeAll(async () => {
+    cacheDir = makeTempDir("nesso-prompt-cache-sessions-");
     const promptCache = { dir: cacheDir.dir };
     model = await Model.load(tinyCheckpoint("F32"), { threads: 1, promptCache });
     otherSeed = await Model.load(tinyCheckpoint("F32", 2), { threads: 1, promptCache });
@@ -221,7 +222,7 @@ describe("prompt cache in sessions", () => {
   });
   afterAll(() => {
     for (const loaded of [model, otherSeed, otherShape]) loaded?.dispose();
-    cacheDir.remove();
+    cacheDir?.remove();
   });
   beforeEach(() => {
     for (const name of entryFiles(cacheDir.dir)) rmSync(join(cacheDir.dir, name));
