@@ -1,8 +1,9 @@
 // AVX-512 (F, BW, VL) + FMA + F16C kernels (16 floats per vector). Compiled with the AVX-512 flags
 // and called only when the CPU reports AVX-512 F/BW/VL, so nothing here may run at load time.
 //
-// NOTE: this file compiles but has not run on an AVX-512 CPU yet. Only the vector traits below
-// differ from the AVX2 file, whose algorithms (kernels-simd.h) the tests cover.
+// NOTE: this file compiles but has not run on an AVX-512 CPU yet. The tests run the same
+// algorithms (kernels-simd.h) at this width and tile through kernels-emulated.cc, so only the
+// intrinsics in the traits below are unchecked.
 // TODO: a BF16 path with _mm512_dpbf16_ps (bf16 activations) for prefill.
 
 #include <immintrin.h>

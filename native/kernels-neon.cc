@@ -1,8 +1,9 @@
 // NEON kernels for AArch64 (4 floats per vector). Advanced SIMD is part of the AArch64 base
 // architecture, so this file needs no extra compiler flags.
 //
-// NOTE: this file has not been compiled or run on arm64 yet. Only the vector traits below differ
-// from the AVX2 file, whose algorithms (kernels-simd.h) the tests cover.
+// NOTE: this file has not been compiled or run on arm64 yet. The tests run the same algorithms
+// (kernels-simd.h) at this width and tile through kernels-emulated.cc, so only the intrinsics in
+// the traits below are unchecked.
 
 #if defined(__aarch64__)
 

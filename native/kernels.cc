@@ -72,8 +72,12 @@ const Kernels& selectKernels() {
     requested = supportedAvx512();
   } else if (forced == "neon") {
     requested = neonKernels();
+  } else if (forced == "emulated16") {
+    requested = &emulatedKernels(16);
+  } else if (forced == "emulated4") {
+    requested = &emulatedKernels(4);
   } else {
-    warnOnce(forced, bestKernels(), "is not one of portable, avx2, avx512, neon");
+    warnOnce(forced, bestKernels(), "is not one of portable, avx2, avx512, neon, emulated16, emulated4");
     return bestKernels();
   }
   if (requested == nullptr) {

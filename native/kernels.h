@@ -59,7 +59,12 @@ const Kernels* avx2Kernels();
 const Kernels* avx512Kernels();
 const Kernels* neonKernels();
 
-// The best table this CPU supports, or the one NESSO_MCP_SIMD=portable|avx2|avx512|neon forces.
+// The SIMD algorithms over plain C++ vectors of 16 or 4 floats (AVX-512's and NEON's widths and
+// tiles), for tests on CPUs without those instruction sets.
+const Kernels& emulatedKernels(int width);
+
+// The best table this CPU supports, or the one NESSO_MCP_SIMD=portable|avx2|avx512|neon forces
+// (emulated16 and emulated4 select the emulated tables).
 // A forced path the CPU or the build lacks falls back to the best one with a warning in the log.
 // Reads the environment on every call, so tests can switch paths between calls.
 const Kernels& selectKernels();

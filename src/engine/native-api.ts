@@ -183,7 +183,8 @@ export interface NativeAddon {
   /**
    * SIMD path chosen at run time: "avx512", "avx2", "neon" or "portable". The environment variable
    * NESSO_MCP_SIMD forces one (read at each loadModel() and testing call); an unsupported choice
-   * falls back to the best path with a warning.
+   * falls back to the best path with a warning. "emulated16" and "emulated4" (test only) run the
+   * AVX-512 and NEON algorithms over plain C++ vectors.
    */
   simdPath(): string;
   /** Physical core count as the addon detects it. */

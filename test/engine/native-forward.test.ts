@@ -147,20 +147,22 @@ describe("native forward pass", () => {
     b.dispose();
   });
 
-  it("portable and SIMD kernels agree on a whole forward pass", async () => {
-    const simd = addon.simdPath();
+  it("every kernel path agrees with the portable one", async () => {
     const spec = specFromDirectory(tinyCheckpoint("BF16"));
-    const portableModel = await withSimdPath("portable", () => load(spec));
-    const simdModel = await load(spec);
-
-    const portableContext = portableModel.createContext({ contextSize: 32 });
-    const simdContext = simdModel.createContext({ contextSize: 32 });
+    const portableContext = (await withSimdPath("portable", () => load(spec))).createContext({ contextSize: 32 });
     const expected = await evalAll(portableContext, prompt);
-    expect(maxAbsDifference(await evalAll(simdContext, prompt), expected), `${simd} vs portable`).toBeLessThanOrEqual(
-      relativeTolerance * maxAbs(expected),
-    );
+    const expectedNext = await evalAll(portableContext, [42]);
+
+    // The CPU's own path plus the AVX-512 and NEON algorithms emulated in plain C++.
+    for (const path of [addon.simdPath(), "emulated16", "emulated4"]) {
+      const context = (await withSimdPath(path, () => load(spec))).createContext({ contextSize: 32 });
+      const logits = await evalAll(context, prompt);
+      expect(maxAbsDifference(logits, expected), `${path} prefill`).toBeLessThanOrEqual(relativeTolerance * maxAbs(expected));
+      const next = await evalAll(context, [42]);
+      expect(maxAbsDifference(next, expectedNext), `${path} decode`).toBeLessThanOrEqual(relativeTolerance * maxAbs(expectedNext));
+      context.dispose();
+    }
     portableContext.dispose();
-    simdContext.dispose();
   });
 
   it("masks logits of ids the tokenizer lacks", async () => {

@@ -12,8 +12,11 @@ import { decodeTensor, maxAbsDifference, withSimdPath } from "./native-helpers.j
 const addon = loadNativeAddon();
 const { testing } = addon;
 
-/** The SIMD paths this machine can run: portable always, the others when the CPU has them. */
-const simdPaths = ["portable", "avx2", "avx512", "neon"].filter((path) => {
+/**
+ * The kernel paths this machine can run: portable and the emulated 16- and 4-float vectors (the
+ * AVX-512 and NEON algorithms in plain C++) always, the real SIMD paths when the CPU has them.
+ */
+const simdPaths = ["portable", "emulated16", "emulated4", "avx2", "avx512", "neon"].filter((path) => {
   const previous = process.env.NESSO_MCP_SIMD;
   process.env.NESSO_MCP_SIMD = path;
   const chosen = addon.simdPath();
@@ -61,6 +64,7 @@ function magnitudeBound(weights: Float32Array, rows: number, cols: number, x: Fl
 describe("native kernels", () => {
   it("detects at least the portable path", () => {
     expect(simdPaths).toContain("portable");
+    expect(simdPaths).toContain("emulated16");
     expect(["portable", "avx2", "avx512", "neon"]).toContain(addon.simdPath());
     expect(addon.physicalCores()).toBeGreaterThanOrEqual(1);
   });
