@@ -284,6 +284,9 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
   for (const tensor of spec.tensors) {
     // 1-D tensors (norm weights, biases) are always F32, as llama.cpp's converter writes them: its
     // CPU backend cannot multiply an F32 activation by a BF16 vector.
+    if (tensor.dtype === "U32") {
+      throw new Error(`writeGguf: tensor "${tensor.name}" is MLX-quantized; write the GGUF from a dequantized copy (nesso-mcp convert --dequantize)`);
+    }
     const outType: NativeDtype = options.tensorType === "F32" || tensor.shape.length === 1 ? "F32" : tensor.dtype;
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
     const byteLength = elements * bytesPerElement[outType];
@@ -361,5 +364,5 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
 }
 
 function widenToF32IfNeeded(bytes: Buffer, tensor: PlannedTensor): Buffer {
-  return tensor.outType === tensor.source.dtype ? bytes : widenToF32(bytes, tensor.source.dtype);
+  return tensor.outType === tensor.source.dtype ? bytes : widenToF32(bytes, tensor.source.dtype as NativeDtype);
 }
