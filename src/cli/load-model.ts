@@ -1,6 +1,6 @@
 // Resolves `--model` and loads it into the engine, offering a download on a terminal.
 
-import { EngineChatModel, Model } from "../engine/index.js";
+import { EngineChatModel, Model, promptCacheEnabled } from "../engine/index.js";
 import { createProgressReporter, ensureModel } from "../hub/index.js";
 import { confirm, isInteractive } from "./terminal.js";
 import { integerOption } from "./options.js";
@@ -32,7 +32,9 @@ export async function loadModelFromArguments(values: ModelArguments, signal?: Ab
       confirmDownload: isInteractive() ? (question) => confirm(question) : undefined,
       pull: { onProgress: reporter.onProgress, signal },
     });
-    const model = await Model.load(reference.dir, { threads, signal });
+    // The system turn (prompt and tool schemas) is saved to the on-disk prompt cache, so the next
+    // run with the same tools skips its prefill. NESSO_MCP_PROMPT_CACHE=0 turns that off.
+    const model = await Model.load(reference.dir, { threads, signal, promptCache: promptCacheEnabled() });
     const chatModel = new EngineChatModel(model, { contextSize });
     return {
       model,

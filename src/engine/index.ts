@@ -2,7 +2,7 @@
 
 export { Model, type LoadOptions } from "./model.js";
 export { Session, type SessionOptions, type SessionGenerateOptions } from "./session.js";
-export { PromptCache, computeModelIdentity, resolvePromptCacheDir, systemTurnLength, defaultPromptCacheMaxBytes, type PromptCacheOptions, type PromptCacheStats } from "./prompt-cache.js";
+export { PromptCache, computeModelIdentity, promptCacheEnabled, resolvePromptCacheDir, systemTurnLength, defaultPromptCacheMaxBytes, type PromptCacheOptions, type PromptCacheStats } from "./prompt-cache.js";
 export { EngineChatModel } from "./chat-model.js";
 export { ChatTemplate, type ChatTemplateOptions } from "./chat-template.js";
 export { TextTokenizer, type StreamDecoder } from "./tokenizer.js";

@@ -452,3 +452,9 @@ async function removeFile(path: string): Promise<void> {
     if (error.code !== "ENOENT") log.debug(`deleting ${path} failed`, error);
   });
 }
+
+/** False when the NESSO_MCP_PROMPT_CACHE environment variable is 0, false, off or no; the front ends use it. */
+export function promptCacheEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.NESSO_MCP_PROMPT_CACHE ?? "").trim().toLowerCase();
+  return !["0", "false", "off", "no"].includes(value);
+}

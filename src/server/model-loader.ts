@@ -24,11 +24,11 @@ export interface ModelLoaderOptions {
 export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
   return async (signal: AbortSignal): Promise<LoadedModel> => {
     const { resolveModelReference } = await import("../hub/index.js");
-    const { EngineChatModel, Model } = await import("../engine/index.js");
+    const { EngineChatModel, Model, promptCacheEnabled } = await import("../engine/index.js");
     const { loadModelGrammars } = await import("../tool-calling/grammar/model-grammars.js");
 
     const reference = await resolveModelReference(options.model, { revision: options.revision });
-    const model = await Model.load(reference.dir, { threads: options.threads, signal });
+    const model = await Model.load(reference.dir, { threads: options.threads, signal, promptCache: promptCacheEnabled() });
     let chatModel;
     try {
       chatModel = new EngineChatModel(model, { contextSize: options.contextSize });
