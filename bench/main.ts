@@ -21,25 +21,34 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadNativeAddon } from "../src/engine/native.js";
 import { cachedCheckpoint, fixtureCacheDir, nessoShape } from "../test/fixtures/checkpoint.js";
+import { cachedConversion } from "../test/engine/quant-fixtures.js";
 import type { FixtureDtype } from "../test/fixtures/dtype.js";
 import { writeGguf } from "../test/oracle/gguf.js";
 import { median, type EngineReport } from "./measure.js";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
-/** A checkpoint to measure. Quantized presets will add a GGUF tensor type of their own. */
+/** A checkpoint to measure. */
 interface Preset {
   /** Name of the cached fixture under .fixtures/. */
   fixture: string;
   dtype: FixtureDtype;
   seed: number;
-  /** Tensor type of the GGUF given to llama.cpp ("source" keeps the checkpoint's dtype). */
-  ggufTensorType: "source" | "F32";
+  /**
+   * Tensor type of the GGUF given to llama.cpp ("source" keeps the checkpoint's dtype). The GGUF
+   * is always written from the float fixture; Q8_0 and Q4_0 are llama.cpp's nearest block types
+   * to MLX 8-bit and 4-bit.
+   */
+  ggufTensorType: "source" | "F32" | "Q8_0" | "Q4_0";
+  /** MLX affine quantization nesso-mcp runs, converted from the float fixture. */
+  quantize?: { bits: number; groupSize: number };
 }
 
 const presets: Record<string, Preset> = {
   "nesso-bf16": { fixture: "nesso-bf16-s1", dtype: "BF16", seed: 1, ggufTensorType: "source" },
   "nesso-f32": { fixture: "nesso-f32-s1", dtype: "F32", seed: 1, ggufTensorType: "source" },
+  "nesso-q8": { fixture: "nesso-bf16-s1", dtype: "BF16", seed: 1, ggufTensorType: "Q8_0", quantize: { bits: 8, groupSize: 64 } },
+  "nesso-q4": { fixture: "nesso-bf16-s1", dtype: "BF16", seed: 1, ggufTensorType: "Q4_0", quantize: { bits: 4, groupSize: 64 } },
 };
 
 const { values } = parseArgs({
@@ -108,13 +117,18 @@ const log = (line: string) => process.stdout.write(line + "\n");
 const loadBefore = loadavg()[0];
 const generateStart = performance.now();
 const checkpoint = cachedCheckpoint({ name: preset.fixture, shape: nessoShape, dtype: preset.dtype, seed: preset.seed });
-log(`checkpoint ${checkpoint} ready in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`);
+let nessoCheckpoint = checkpoint;
+if (preset.quantize) {
+  const { bits, groupSize } = preset.quantize;
+  nessoCheckpoint = await cachedConversion(`${preset.fixture}-q${bits}-g${groupSize}`, checkpoint, { kind: "quantize", bits, groupSize });
+}
+log(`checkpoint ${nessoCheckpoint} ready in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`);
 
-const reports: EngineReport[] = [await runEngine("nesso", checkpoint)];
+const reports: EngineReport[] = [await runEngine("nesso", nessoCheckpoint)];
 if (values.compare && !values["no-compare"]) {
   const ggufDir = join(fixtureCacheDir, "gguf");
   mkdirSync(ggufDir, { recursive: true });
-  const gguf = join(ggufDir, `${preset.fixture}-${preset.ggufTensorType === "source" ? preset.dtype.toLowerCase() : "f32"}.gguf`);
+  const gguf = join(ggufDir, `${preset.fixture}-${(preset.ggufTensorType === "source" ? preset.dtype : preset.ggufTensorType).toLowerCase()}.gguf`);
   if (!existsSync(gguf)) await writeGguf(checkpoint, gguf, { tensorType: preset.ggufTensorType });
   reports.push(await runEngine("llama.cpp", gguf));
 }

@@ -12,6 +12,7 @@ import { parseConfigText, type ModelConfig } from "../../src/engine/config.js";
 import type { NativeDtype, NativeTensorSpec } from "../../src/engine/native-api.js";
 import { stopTokenIds } from "../../src/engine/stop.js";
 import { readModelJson, TextTokenizer } from "../../src/engine/tokenizer.js";
+import { float32ToF16Bits } from "../fixtures/dtype.js";
 
 const alignment = 32;
 
@@ -26,8 +27,12 @@ const enum ValueType {
 }
 
 /** ggml tensor types used here. */
-const ggmlType: Record<NativeDtype, number> = { F32: 0, F16: 1, BF16: 30 };
-const bytesPerElement: Record<NativeDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Tensor types this writer produces: the float dtypes, and llama.cpp's 32-element Q8_0 and Q4_0 blocks. */
+type GgufTensorType = NativeDtype | "Q8_0" | "Q4_0";
+
+const ggmlType: Record<GgufTensorType, number> = { F32: 0, F16: 1, BF16: 30, Q4_0: 2, Q8_0: 8 };
+/** Bytes per 32 elements: Q8_0 is {fp16 d; int8 q[32]}, Q4_0 is {fp16 d; uint8 q[16]}. */
+const bytesPer32: Record<GgufTensorType, number> = { F32: 128, F16: 64, BF16: 64, Q8_0: 34, Q4_0: 18 };
 
 /** llama.cpp token types (llama_token_type in llama.h). */
 const TokenType = { normal: 1, control: 3, userDefined: 4, unused: 5 } as const;
@@ -166,7 +171,7 @@ export interface GgufOptions {
    * Tensor type of the matrices in the GGUF: the checkpoint's own dtype (default) or F32 (F16/BF16
    * widened exactly). Vectors are always F32.
    */
-  tensorType?: "source" | "F32";
+  tensorType?: "source" | "F32" | "Q8_0" | "Q4_0";
   /** llama.context_length (default: the config's max_position_embeddings). */
   contextLength?: number;
 }
@@ -175,7 +180,7 @@ interface PlannedTensor {
   ggufName: string;
   source: NativeTensorSpec;
   file: string;
-  outType: NativeDtype;
+  outType: GgufTensorType;
   dims: number[];
   byteLength: number;
   offset: number;
@@ -287,9 +292,11 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
     if (tensor.dtype === "U32") {
       throw new Error(`writeGguf: tensor "${tensor.name}" is MLX-quantized; write the GGUF from a dequantized copy (nesso-mcp convert --dequantize)`);
     }
-    const outType: NativeDtype = options.tensorType === "F32" || tensor.shape.length === 1 ? "F32" : tensor.dtype;
+    let outType: GgufTensorType = tensor.dtype;
+    if (options.tensorType !== undefined && options.tensorType !== "source") outType = options.tensorType;
+    if (tensor.shape.length === 1) outType = "F32";
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
-    const byteLength = elements * bytesPerElement[outType];
+    const byteLength = (elements / 32) * bytesPer32[outType];
     const isQ = /self_attn\.q_proj\./.test(tensor.name);
     const isK = /self_attn\.k_proj\./.test(tensor.name);
     // Weights of a rope_traditional model already pair adjacent rows, so they are not permuted.
@@ -345,11 +352,13 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
       }
       let bytes: Buffer = Buffer.alloc(tensor.source.byteLength);
       readSync(sourceFd, bytes, 0, bytes.length, tensor.source.offset);
-      bytes = widenToF32IfNeeded(bytes, tensor);
+      const blockType = tensor.outType === "Q8_0" || tensor.outType === "Q4_0" ? tensor.outType : null;
+      bytes = blockType !== null ? widenToF32(bytes, tensor.source.dtype as NativeDtype) : widenToF32IfNeeded(bytes, tensor);
       if (tensor.permuteHeads !== null) {
         const rows = tensor.source.shape[0];
         bytes = permuteRotaryRows(bytes, tensor.permuteHeads, config.headDim, bytes.length / rows);
       }
+      if (blockType !== null) bytes = quantizeBlocks(bytes, blockType);
       writeSync(fd, bytes);
       const padding = Math.ceil(bytes.length / alignment) * alignment - bytes.length;
       if (padding > 0) writeSync(fd, Buffer.alloc(padding));
@@ -365,4 +374,51 @@ export async function writeGguf(modelDir: string, outPath: string, options: Gguf
 
 function widenToF32IfNeeded(bytes: Buffer, tensor: PlannedTensor): Buffer {
   return tensor.outType === tensor.source.dtype ? bytes : widenToF32(bytes, tensor.source.dtype as NativeDtype);
+}
+
+/**
+ * Quantizes F32 values (a multiple of 32) into llama.cpp's reference Q8_0 or Q4_0 blocks, as
+ * quantize_row_q8_0_ref and quantize_row_q4_0_ref in ggml-quants.c compute them: Q8_0 has
+ * d = max|x| / 127 and q = round(x / d); Q4_0 has d = -m / 8 for the element m of largest
+ * magnitude and q = min(15, trunc(x / d + 8.5)), packed with element j in the low nibble of byte
+ * j and element j + 16 in its high nibble.
+ */
+function quantizeBlocks(values: Buffer, type: "Q8_0" | "Q4_0"): Buffer {
+  const floats = new Float32Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  const blocks = floats.length / 32;
+  const out = Buffer.alloc(blocks * bytesPer32[type]);
+  for (let b = 0; b < blocks; b++) {
+    const x = floats.subarray(b * 32, b * 32 + 32);
+    const at = b * bytesPer32[type];
+    if (type === "Q8_0") {
+      let amax = 0;
+      for (const value of x) amax = Math.max(amax, Math.abs(value));
+      const d = amax / 127;
+      const inverse = d !== 0 ? 1 / d : 0;
+      out.writeUInt16LE(float32ToF16Bits(d), at);
+      for (let j = 0; j < 32; j++) {
+        // roundf rounds half away from zero; Math.round rounds half up.
+        const scaled = Math.fround(x[j] * inverse);
+        out.writeInt8(scaled < 0 ? -Math.round(-scaled) : Math.round(scaled), at + 2 + j);
+      }
+      continue;
+    }
+    let amax = 0;
+    let max = 0;
+    for (const value of x) {
+      if (Math.abs(value) > amax) {
+        amax = Math.abs(value);
+        max = value;
+      }
+    }
+    const d = max / -8;
+    const inverse = d !== 0 ? 1 / d : 0;
+    out.writeUInt16LE(float32ToF16Bits(d), at);
+    for (let j = 0; j < 16; j++) {
+      const low = Math.min(15, Math.trunc(Math.fround(x[j] * inverse) + 8.5));
+      const high = Math.min(15, Math.trunc(Math.fround(x[j + 16] * inverse) + 8.5));
+      out[at + 2 + j] = low | (high << 4);
+    }
+  }
+  return out;
 }
