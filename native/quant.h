@@ -2,9 +2,9 @@
 // quantized matrix-vector (decode) and matrix-matrix (prefill) products.
 //
 // Format (mlx/backend/cpu/quantized.cpp, mlx 0.29): W [rows, cols] is stored as
-//   packed  U32 [rows, cols · bits / 32]: each row is a little-endian bit stream, element j in
-//           bits [j · bits, (j + 1) · bits), least significant bit first. 3-, 5- and 6-bit values
-//           therefore straddle byte and word boundaries.
+//   packed  U32 [rows, cols · bits / 32]. Each row is a little-endian bit stream. Element j is in
+//           bits [j · bits, (j + 1) · bits), least significant bit first, so 3-, 5- and 6-bit
+//           values straddle byte and word boundaries.
 //   scales, biases [rows, cols / groupSize] in the checkpoint's float dtype.
 // and element j of row r is w = scales[r, j / G] · q + biases[r, j / G]. The scale may be negative.
 //
@@ -57,7 +57,7 @@ struct QuantKernels {
   const char* name;  // the SIMD path: "portable", "avx2" or "avx512"
 
   // y[r] = dequant(W)[r, :] · x for r in [rowBegin, rowEnd), accumulated per group in float32 as
-  // scale · Σ q_i x_i + bias · Σ x_i. groupSums [groupsPerRow] holds Σ x_i of each group.
+  // scale · Σ q_i x_i + bias · Σ x_i. groupSums [groupsPerRow] contains Σ x_i of each group.
   void (*matVec)(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const float* x,
                  const float* groupSums, float* y);
 

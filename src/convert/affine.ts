@@ -11,7 +11,7 @@
 //   q = clamp(round((w - bias) / scale), 0, 2^bits - 1)
 // The scale and bias are then stored in the checkpoint's float dtype (BF16 for a bf16 model).
 //
-// Packing: each row is a little-endian bit stream; element j occupies bits [j·bits, (j+1)·bits),
+// Packing: each row is a little-endian bit stream. Element j occupies bits [j·bits, (j+1)·bits),
 // least significant bit first, so 3-, 5- and 6-bit codes straddle byte and word boundaries.
 
 const fround = Math.fround;
@@ -51,7 +51,7 @@ export function quantizeGroup(w: Float32Array, begin: number, groupSize: number,
   const bins = (1 << bits) - 1;
   for (let i = 0; i < groupSize; i++) {
     const q = roundHalfAway(fround(fround(w[begin + i] - params.bias) / params.scale));
-    codes[i] = q < 0 ? 0 : q > bins ? bins : q;
+    codes[i] = Math.min(Math.max(q, 0), bins);
   }
 }
 

@@ -74,6 +74,12 @@ function checkAffine(params: AffineParams, where: string): void {
   }
 }
 
+/** Orders tensor names by UTF-16 code units, as Python's sorted() orders mlx-lm's weight_map keys. */
+function compareNames(a: string, b: string): number {
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
+}
+
 function isFloatDtype(dtype: string): dtype is FloatDtype {
   return (floatDtypes as readonly string[]).includes(dtype);
 }
@@ -194,7 +200,7 @@ function planDequantize(tensors: Map<string, CheckpointTensor>, handles: FileHan
   return planned;
 }
 
-/** The safetensors header for `tensors` laid out back to back, padded with spaces to 8 bytes. */
+/** Builds the safetensors header for `tensors` laid out back to back, padded with spaces to 8 bytes. */
 function safetensorsHeader(tensors: OutputTensor[]): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: "mlx" } };
   let offset = 0;
@@ -269,7 +275,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   await checkOutput(source, output, options.force ?? false);
 
   const checkpoint = await readCheckpointTensors(source);
-  const tensors = new Map([...checkpoint.tensors].filter(([name]) => !isDropped(name, config.tieWordEmbeddings)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const kept = [...checkpoint.tensors].filter(([name]) => !isDropped(name, config.tieWordEmbeddings));
+  kept.sort(([a], [b]) => compareNames(a, b));
+  const tensors = new Map(kept);
   const handles = await Promise.all(checkpoint.files.map((path) => open(path, "r")));
   const temporary = join(dirname(resolve(output)), `.${basename(output)}.partial-${process.pid}-${Date.now()}`);
   const result: ConvertResult = { output, converted: [], keptFloat: [], bytes: 0 };
@@ -299,7 +307,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     }
     result.bytes = header.byteLength + totalSize;
 
-    const weightMap = Object.fromEntries(planned.map((tensor) => [tensor.name, "model.safetensors"]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const names = planned.map((tensor) => tensor.name).sort(compareNames);
+    const weightMap = Object.fromEntries(names.map((name) => [name, "model.safetensors"]));
     await writeFile(join(temporary, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: totalSize, total_parameters: totalParameters }, weight_map: weightMap }, null, 4));
     await writeFile(join(temporary, "config.json"), JSON.stringify(outputConfig(raw, mode, result.converted), null, 4));
     const present = new Set(await readdir(source));
