@@ -11,7 +11,8 @@ import { commonOptions, commonOptionsHelp, hostOptions, hostOptionsHelp, modelOp
 const help = `Usage: nesso-mcp chat [options]
 
 Chats with the local model, with the tools of the servers in mcp.json. Type a message and press
-Enter. Ctrl-C cancels the current answer; Ctrl-C or Ctrl-D at the prompt quits.
+Enter. Ctrl-C cancels the current answer; Ctrl-C or Ctrl-D at the prompt quits. With piped
+input, each line is one message and the chat ends after the last answer.
 
 ${modelOptionsHelp}
 ${hostOptionsHelp}
@@ -20,7 +21,7 @@ ${commonOptionsHelp}
 `;
 
 export async function chatCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand(argv, { ...commonOptions, ...modelOptions, ...hostOptions, ...agentOptions });
+  const { values } = parseCommand("chat", argv, { ...commonOptions, ...modelOptions, ...hostOptions, ...agentOptions });
   if (values.help) {
     process.stdout.write(help);
     return 0;
@@ -35,9 +36,9 @@ export async function chatCommand(argv: string[]): Promise<number> {
     if (turn !== undefined) turn.abort(new Error("the turn was cancelled"));
     else readline.close();
   });
+  // End of input (Ctrl-D, or the end of piped text) lets the running turn finish, then quits.
   readline.on("close", () => {
     closed = true;
-    turn?.abort(new Error("the chat was closed"));
   });
 
   try {
@@ -65,6 +66,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
         turn = undefined;
       }
     }
+    if (process.stdin.isTTY === true) process.stderr.write("\n");
     return 0;
   } finally {
     readline.close();

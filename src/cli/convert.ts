@@ -24,6 +24,7 @@ ${commonOptionsHelp}
 
 export async function convertCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(
+    "convert",
     argv,
     {
       ...commonOptions,

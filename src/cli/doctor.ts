@@ -33,7 +33,7 @@ interface Check {
 const minimumNode = [20, 17] as const;
 
 export async function doctorCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand(argv, { ...commonOptions, ...hostOptions, model: { type: "string" }, revision: { type: "string" } });
+  const { values } = parseCommand("doctor", argv, { ...commonOptions, ...hostOptions, model: { type: "string" }, revision: { type: "string" } });
   if (values.help) {
     process.stdout.write(help);
     return 0;

@@ -13,7 +13,7 @@ Commands:
   convert IN OUT Quantize a checkpoint (MLX affine) or dequantize it
   doctor         Check Node, the native addon, the model and every server of mcp.json
 
-Run "nesso-mcp <command> --help" for the options of a command.
+Run "nesso-mcp <command> --help" for the options of a command, "nesso-mcp --version" for the version.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -43,8 +43,11 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./doctor.js")).doctorCommand(rest);
     case "convert":
       return (await import("./convert.js")).convertCommand(rest);
-    case undefined:
     case "help":
+      if (rest[0] !== undefined && rest[0] !== "help") return main([rest[0], "--help"]);
+      process.stdout.write(usage);
+      return 0;
+    case undefined:
     case "--help":
     case "-h":
       process.stdout.write(usage);

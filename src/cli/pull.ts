@@ -17,7 +17,7 @@ Environment: HF_TOKEN (gated repos), HF_ENDPOINT (mirror), HF_HUB_OFFLINE=1 (cac
 `;
 
 export async function pullCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(argv, { ...commonOptions, revision: { type: "string" }, "cache-dir": { type: "string" } }, true);
+  const { values, positionals } = parseCommand("pull", argv, { ...commonOptions, revision: { type: "string" }, "cache-dir": { type: "string" } }, true);
   if (values.help) {
     process.stdout.write(help);
     return 0;

@@ -18,7 +18,7 @@ ${commonOptionsHelp}
 `;
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(argv, { ...commonOptions, ...modelOptions, ...hostOptions, ...agentOptions }, true);
+  const { values, positionals } = parseCommand("run", argv, { ...commonOptions, ...modelOptions, ...hostOptions, ...agentOptions }, true);
   if (values.help) {
     process.stdout.write(help);
     return 0;

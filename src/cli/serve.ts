@@ -25,7 +25,7 @@ ${commonOptionsHelp}
 `;
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand(argv, {
+  const { values } = parseCommand("serve", argv, {
     ...commonOptions,
     ...modelOptions,
     ...hostOptions,
@@ -41,6 +41,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     // Help is for a person at a terminal, never for the stdio wire, so it goes to stderr.
     process.stderr.write(help);
     return 0;
+  }
+
+  if (!values.http) {
+    const httpOnly = (["port", "host", "token"] as const).filter((name) => values[name] !== undefined);
+    if (httpOnly.length > 0) log.warn(`${httpOnly.map((name) => `--${name}`).join(", ")} apply only with --http; serving stdio`);
+  } else if (values.token === undefined && (process.env[tokenEnvironmentVariable] ?? "").trim() === "") {
+    log.warn(`serving HTTP without a token: any local process can call the model; set --token or $${tokenEnvironmentVariable}`);
   }
 
   const server = await startServer({

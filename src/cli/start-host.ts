@@ -12,10 +12,8 @@ export async function startHost(configPath: string | undefined, options: HostOpt
   else log.info(`using ${config.path}`);
   const host = new Host(config, options);
   try {
-    const statuses = await host.start({ signal: options.signal });
-    for (const status of statuses) {
-      if (status.state === "failed") log.warn(`server "${status.name}" is not available: ${status.error ?? "unknown error"}`);
-    }
+    // The host itself logs each server that fails to start, with its stderr.
+    await host.start({ signal: options.signal });
   } catch (error) {
     await host.close();
     throw error;

@@ -25,7 +25,7 @@ ${commonOptionsHelp}
 `;
 
 export async function toolsCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand(argv, {
+  const { values } = parseCommand("tools", argv, {
     ...commonOptions,
     ...hostOptions,
     model: { type: "string" },
