@@ -3,7 +3,10 @@
 
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "quant.h"
+#include "quant-unpack.h"
 
 namespace nesso {
 
@@ -29,13 +32,24 @@ struct Avx2 {
     __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
   }
-  static void unpack4(const uint8_t* packed, uint8_t* q) {
-    const __m128i mask = _mm_set1_epi8(0x0f);
-    __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
-    __m128i low = _mm_and_si128(bytes, mask);
-    __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm_unpacklo_epi8(low, high));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm_unpackhi_epi8(low, high));
+  template <int Bits>
+  static Vec codesOfPacks(const uint64_t* packs) {
+    // Codes 0-3 and 4-7 fit in 32 bits each: broadcast each half to four lanes and shift.
+    constexpr int half = 4 * Bits;
+    const uint64_t halfMask = (uint64_t(1) << half) - 1;
+    const int low = int(uint32_t(packs[0] & halfMask));
+    const int high = int(uint32_t((packs[0] >> half) & halfMask));
+    const __m256i shifts = _mm256_setr_epi32(0, Bits, 2 * Bits, 3 * Bits, 0, Bits, 2 * Bits, 3 * Bits);
+    __m256i fields = _mm256_srlv_epi32(_mm256_setr_epi32(low, low, low, low, high, high, high, high), shifts);
+    return _mm256_cvtepi32_ps(_mm256_and_si256(fields, _mm256_set1_epi32((1 << Bits) - 1)));
+  }
+  static Vec nibbles(const uint8_t* packed) {
+    // 8 codes of one 32-bit word: broadcast it and shift lane i right by 4 · i.
+    uint32_t word;
+    std::memcpy(&word, packed, 4);
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    __m256i fields = _mm256_srlv_epi32(_mm256_set1_epi32(int(word)), shifts);
+    return _mm256_cvtepi32_ps(_mm256_and_si256(fields, _mm256_set1_epi32(0x0f)));
   }
 };
 

@@ -4,7 +4,10 @@
 
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "quant.h"
+#include "quant-unpack.h"
 
 namespace nesso {
 
@@ -25,13 +28,30 @@ struct Avx512 {
     __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
   }
-  static void unpack4(const uint8_t* packed, uint8_t* q) {
-    const __m128i mask = _mm_set1_epi8(0x0f);
-    __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
-    __m128i low = _mm_and_si128(bytes, mask);
-    __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm_unpacklo_epi8(low, high));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm_unpackhi_epi8(low, high));
+  template <int Bits>
+  static Vec codesOfPacks(const uint64_t* packs) {
+    // Each group of 4 codes fits in 32 bits: broadcast each to four lanes and shift.
+    constexpr int half = 4 * Bits;
+    const uint64_t halfMask = (uint64_t(1) << half) - 1;
+    const int a = int(uint32_t(packs[0] & halfMask));
+    const int b = int(uint32_t((packs[0] >> half) & halfMask));
+    const int c = int(uint32_t(packs[1] & halfMask));
+    const int d = int(uint32_t((packs[1] >> half) & halfMask));
+    const __m512i shifts = _mm512_setr_epi32(0, Bits, 2 * Bits, 3 * Bits, 0, Bits, 2 * Bits, 3 * Bits, 0, Bits, 2 * Bits,
+                                             3 * Bits, 0, Bits, 2 * Bits, 3 * Bits);
+    __m512i fields = _mm512_srlv_epi32(_mm512_setr_epi32(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d), shifts);
+    return _mm512_cvtepi32_ps(_mm512_and_si512(fields, _mm512_set1_epi32((1 << Bits) - 1)));
+  }
+  static Vec nibbles(const uint8_t* packed) {
+    // 16 codes: the first 32-bit word in lanes 0-7, the second in lanes 8-15, each shifted by
+    // 4 · lane so that its nibble lands in the low bits.
+    uint32_t low, high;
+    std::memcpy(&low, packed, 4);
+    std::memcpy(&high, packed + 4, 4);
+    __m512i words = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(int(low))), _mm256_set1_epi32(int(high)), 1);
+    const __m512i shifts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    __m512i fields = _mm512_srlv_epi32(words, shifts);
+    return _mm512_cvtepi32_ps(_mm512_and_si512(fields, _mm512_set1_epi32(0x0f)));
   }
 };
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "quant.h"
+#include "quant-unpack.h"
 
 namespace nesso {
 
@@ -10,6 +11,17 @@ namespace {
 
 // Largest group size; unpacked codes of one group fit in a stack buffer of this size.
 constexpr size_t kMaxGroupSize = 128;
+
+void unpackGroupOf(int bits, const uint8_t* row, size_t first, size_t groupSize, uint8_t* q) {
+  switch (bits) {
+    case 2: unpackGroup<2>(row, first, groupSize, q); break;
+    case 3: unpackGroup<3>(row, first, groupSize, q); break;
+    case 4: unpackGroup<4>(row, first, groupSize, q); break;
+    case 5: unpackGroup<5>(row, first, groupSize, q); break;
+    case 6: unpackGroup<6>(row, first, groupSize, q); break;
+    default: unpackGroup<8>(row, first, groupSize, q); break;
+  }
+}
 
 void matVec(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const float* x, const float* groupSums,
             float* y) {
@@ -23,7 +35,7 @@ void matVec(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, cons
     const float* biases = weights.biases + r * groups;
     float sum = 0.0f;
     for (size_t g = 0; g < groups; g++) {
-      unpackCodes(row, weights.bits, g * groupSize, groupSize, codes);
+      unpackGroupOf(weights.bits, row, g * groupSize, groupSize, codes);
       const float* xGroup = x + g * groupSize;
       float dot = 0.0f;
       for (size_t i = 0; i < groupSize; i++) dot += float(codes[i]) * xGroup[i];
@@ -40,7 +52,7 @@ void dequantizeRow(const QuantizedMatrix& weights, size_t row, float* out) {
   const float* biases = weights.biases + row * weights.groupsPerRow;
   uint8_t codes[kMaxGroupSize];
   for (size_t g = 0; g < weights.groupsPerRow; g++) {
-    unpackCodes(packed, weights.bits, g * groupSize, groupSize, codes);
+    unpackGroupOf(weights.bits, packed, g * groupSize, groupSize, codes);
     for (size_t i = 0; i < groupSize; i++) out[g * groupSize + i] = std::fma(scales[g], float(codes[i]), biases[g]);
   }
 }
