@@ -1,6 +1,6 @@
-// `nesso-mcp convert` as a subprocess: a bf16 checkpoint quantized to 4 bits has the MLX layout
-// (tensor names, shapes, dtypes, the quantization block, the tokenizer files) and generates; the
-// output is protected unless --force; --dequantize restores float weights.
+// `nesso-mcp convert` as a subprocess. A bf16 checkpoint quantized to 4 bits has the MLX layout
+// (tensor names, shapes, dtypes, the quantization block, the tokenizer files) and generates. A
+// non-empty output is kept unless --force is given, and --dequantize restores float weights.
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";

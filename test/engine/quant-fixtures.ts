@@ -10,7 +10,7 @@ import { cachedCheckpoint, fixtureCacheDir, nessoVocabSize, type CachedFixtureOp
 /** Two layers, GQA, and every input dimension (128, 256) divisible by all group sizes. */
 export const quantShape: CheckpointShape = { dim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 256, vocabSize: nessoVocabSize };
 
-/** The bf16 source of the quantized fixtures. */
+/** Returns the bf16 source checkpoint of the quantized fixtures, generating it on first use. */
 export function quantSourceCheckpoint(options: Partial<CachedFixtureOptions> = {}): string {
   return cachedCheckpoint({ name: "quant-bf16-s3", shape: quantShape, dtype: "BF16", seed: 3, ...options });
 }

@@ -62,8 +62,8 @@ async function greedyRun(dir: string): Promise<Run> {
 let promptIds: Int32Array | null = null;
 
 /**
- * The same run on the native addon with the spec buildModelSpec makes, which skips loading the
- * tokenizer for each of the 36 checkpoints of the bit-width sweep.
+ * Runs the same steps on the native addon with the spec from buildModelSpec. This skips loading
+ * the tokenizer for each of the 36 checkpoints of the bit-width sweep.
  */
 async function nativeGreedyRun(dir: string): Promise<Run> {
   promptIds ??= Int32Array.from((await TextTokenizer.load(dir)).encode(promptText));

@@ -1,6 +1,6 @@
 // Quantized checkpoints against llama.cpp: our engine on the MLX-quantized fixture and llama.cpp
 // on an F32 GGUF of the same weights dequantized (llama.cpp cannot read MLX packing, and no ggml
-// type holds MLX 8-bit or 2/3/6-bit groups exactly). 8-bit runs with every group size, the other
+// type stores MLX 8-bit or 2/3/6-bit groups exactly). 8-bit runs with every group size, the other
 // widths with one group size each; quant-model.test.ts compares all 18 pairs with their F32
 // dequantization in our own engine.
 
