@@ -60,16 +60,17 @@ function resolveOptions(options: GenerateOptions): ResolvedGenerateOptions {
     (resolved as unknown as Record<string, number>)[name] = value;
   };
   check("maxTokens", (v) => Number.isSafeInteger(v) && v >= 0, "an integer >= 0");
-  check("temperature", (v) => Number.isFinite(v) && v >= 0, "a number >= 0");
+  // The bounds match the native sampler's, so a bad value fails before the prompt is evaluated.
+  check("temperature", (v) => Number.isFinite(v) && v >= 0 && v <= 1e6, "a number from 0 to 1e6");
   check("topK", (v) => Number.isSafeInteger(v) && v >= 0, "an integer >= 0 (0 turns it off)");
   check("topP", (v) => v > 0 && v <= 1, "in (0, 1] (1 turns it off)");
   check("minP", (v) => v >= 0 && v <= 1, "in [0, 1] (0 turns it off)");
-  check("repeatPenalty", (v) => Number.isFinite(v) && v > 0, "a number > 0 (1 turns it off)");
+  check("repeatPenalty", (v) => Number.isFinite(v) && v >= 1e-6 && v <= 1e6, "a number from 1e-6 to 1e6 (1 turns it off)");
   check("repeatLastN", (v) => Number.isSafeInteger(v) && v >= 0, "an integer >= 0");
   check("seed", (v) => Number.isSafeInteger(v), "an integer");
   if (options.stop !== undefined) {
-    if (!Array.isArray(options.stop) || !options.stop.every((stop) => typeof stop === "string")) {
-      throw new NessoError("INVALID_ARGUMENT", `generate: option stop must be a list of strings, got ${JSON.stringify(options.stop)}`);
+    if (!Array.isArray(options.stop) || !options.stop.every((stop) => typeof stop === "string" && stop !== "")) {
+      throw new NessoError("INVALID_ARGUMENT", `generate: option stop must be a list of non-empty strings, got ${JSON.stringify(options.stop)}`);
     }
     resolved.stop = options.stop;
   }

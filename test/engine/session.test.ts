@@ -355,10 +355,13 @@ describe("session limits and cancellation", () => {
     const session = model.createSession({ contextSize: 64 });
     const cases: [object, RegExp][] = [
       [{ maxTokens: -1 }, /maxTokens must be an integer >= 0, got -1/],
-      [{ temperature: -0.5 }, /temperature must be a number >= 0/],
+      [{ temperature: -0.5 }, /temperature must be a number from 0 to 1e6/],
+      [{ temperature: 1e308 }, /temperature must be a number from 0 to 1e6/],
+      [{ repeatPenalty: 1e-300 }, /repeatPenalty must be a number from 1e-6 to 1e6/],
       [{ topP: 0 }, /topP must be in \(0, 1\]/],
       [{ seed: 1.5 }, /seed must be an integer/],
-      [{ stop: "x" }, /stop must be a list of strings/],
+      [{ stop: "x" }, /stop must be a list of non-empty strings/],
+      [{ stop: [""] }, /stop must be a list of non-empty strings/],
     ];
     for (const [options, pattern] of cases) {
       await expect(collect(session.generate("ciao", options)), JSON.stringify(options)).rejects.toThrow(pattern);
