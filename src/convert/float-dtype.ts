@@ -24,7 +24,7 @@ function f16BitsToFloat(bits: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-function floatToBf16Bits(value: number): number {
+export function floatToBf16Bits(value: number): number {
   floatView[0] = value;
   const bits = bitsView[0];
   if ((bits & 0x7fffffff) > 0x7f800000) return 0x7fc0;
@@ -32,7 +32,7 @@ function floatToBf16Bits(value: number): number {
   return ((bits + rounding) >>> 16) & 0xffff;
 }
 
-function floatToF16Bits(value: number): number {
+export function floatToF16Bits(value: number): number {
   floatView[0] = value;
   const bits = bitsView[0];
   const sign = (bits >>> 16) & 0x8000;
