@@ -3,6 +3,10 @@
 //
 //   node --import tsx bench/native-speed.ts [--threads 2] [--runs 5] [--decode 128] [--prefill 512]
 //                                           [--cached 16] [--chunk 64] [--dtype BF16|F16|F32]
+//                                           [--model DIR]
+//
+// --model measures an existing checkpoint directory (for example a quantized one that
+// `npm run bench -- --preset nesso-q8` generated) instead of the generated one.
 //
 // Decode is timed with --cached tokens already in the KV cache (a long prompt makes attention
 // read more of the cache per step).
@@ -12,7 +16,10 @@
 
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import { buildModelSpec, readCheckpointTensors } from "../src/engine/checkpoint.js";
+import { resolveModelConfig } from "../src/engine/config.js";
 import { loadNativeAddon } from "../src/engine/native.js";
+import { readModelJson } from "../src/engine/tokenizer.js";
 import { cachedCheckpoint, nessoShape } from "../test/fixtures/checkpoint.js";
 import type { FixtureDtype } from "../test/fixtures/dtype.js";
 import { specFromDirectory } from "../test/engine/native-helpers.js";
@@ -27,6 +34,7 @@ const { values } = parseArgs({
     chunk: { type: "string", default: "64" },
     cached: { type: "string", default: "16" },
     dtype: { type: "string", default: "BF16" },
+    model: { type: "string" },
   },
 });
 const threads = Number(values.threads);
@@ -39,13 +47,23 @@ const dtype = (values.dtype ?? "BF16").toUpperCase() as FixtureDtype;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
+async function specFromModelDirectory(modelDir: string) {
+  const config = resolveModelConfig(await readModelJson(modelDir, "config.json"));
+  const checkpoint = await readCheckpointTensors(modelDir);
+  const vocabRows = checkpoint.tensors.get("model.embed_tokens.weight")?.shape[0] ?? config.vocabSize;
+  return { ...buildModelSpec(config, checkpoint, { tokenizerVocabSize: vocabRows }), threads };
+}
+
 const generateStart = performance.now();
-const dir = cachedCheckpoint({ name: `nesso-${dtype.toLowerCase()}-s1`, shape: nessoShape, dtype, seed: 1 });
+const dir = values.model ?? cachedCheckpoint({ name: `nesso-${dtype.toLowerCase()}-s1`, shape: nessoShape, dtype, seed: 1 });
 log(`checkpoint ${dir} ready in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`);
 
 const addon = loadNativeAddon();
 const loadStart = performance.now();
-const model = await addon.loadModel(specFromDirectory(dir, { threads }));
+// A given directory goes through the engine's own checks (quantized layouts included); the
+// generated one through the test helper, which skips reading the tokenizer.
+const spec = values.model === undefined ? specFromDirectory(dir, { threads }) : await specFromModelDirectory(dir);
+const model = await addon.loadModel(spec);
 log(`loaded in ${(performance.now() - loadStart).toFixed(0)} ms: ${model.threads} threads, ${addon.simdPath()} kernels`);
 
 const prompt = Int32Array.from(benchmarkPrompt(Math.max(prefillTokens, cachedTokens)));

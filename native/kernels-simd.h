@@ -27,18 +27,30 @@ inline typename S::Vec loadWeights(const uint8_t* row, size_t k) {
 
 // ---- Decode: one token, each weight row streamed once ------------------------------------------
 
-// out[r] = rows[r] · x for R rows at once, two accumulators per row to hide the FMA latency.
+// How far ahead of the rows being read the decode kernel asks for weights. The R rows of one step
+// are adjacent in memory, so the kernel walks one contiguous region; the hardware prefetchers
+// lose track at each new group of rows and left alone reach about half the machine's read
+// bandwidth. 8 KiB measured best on an AVX2 Zen core (4 KiB and 32 KiB were slower).
+constexpr size_t kPrefetchDistance = 8192;
+
+// out[r] = rows[r] · x for R rows at once, two accumulators per row to hide the FMA latency. The
+// rows must be consecutive rows of one matrix (rows[r] = rows[0] + r * rowBytes); while they are
+// read, the same number of bytes kPrefetchDistance further on is requested.
 template <class S, Dtype D, int R>
 inline void dotRows(const uint8_t* const* rows, const float* x, size_t cols, float* out) {
   using Vec = typename S::Vec;
   constexpr size_t W = S::kWidth;
+  constexpr size_t kStepBytes = size_t(R) * 2 * W * (D == Dtype::F32 ? 4 : 2);
   Vec even[R], odd[R];
   for (int r = 0; r < R; r++) {
     even[r] = S::zero();
     odd[r] = S::zero();
   }
+  const uint8_t* ahead = rows[0] + kPrefetchDistance;
   size_t k = 0;
   for (; k + 2 * W <= cols; k += 2 * W) {
+    for (size_t line = 0; line < kStepBytes; line += 64) __builtin_prefetch(ahead + line);
+    ahead += kStepBytes;
     Vec x0 = S::load(x + k);
     Vec x1 = S::load(x + k + W);
     for (int r = 0; r < R; r++) {
