@@ -114,6 +114,7 @@ void ContextWrap::define(Napi::Env env, AddonData& data) {
       env, "NativeContext",
       {
           InstanceAccessor("contextSize", &ContextWrap::guarded<&ContextWrap::contextSize>, nullptr),
+          InstanceAccessor("kvCacheType", &ContextWrap::guarded<&ContextWrap::kvCacheType>, nullptr),
           InstanceAccessor("length", &ContextWrap::guarded<&ContextWrap::length>, nullptr),
           InstanceMethod("eval", &ContextWrap::guarded<&ContextWrap::eval>),
           InstanceMethod("getLogits", &ContextWrap::guarded<&ContextWrap::getLogits>),
@@ -128,8 +129,8 @@ void ContextWrap::define(Napi::Env env, AddonData& data) {
 }
 
 Napi::Object ContextWrap::create(Napi::Env env, Napi::Object modelObject, std::shared_ptr<Model> model,
-                                 size_t contextSize) {
-  auto context = std::make_shared<Context>(std::move(model), contextSize);
+                                 size_t contextSize, Dtype kvDtype) {
+  auto context = std::make_shared<Context>(std::move(model), contextSize, kvDtype);
   AddonData* data = env.GetInstanceData<AddonData>();
   pendingContext = &context;
   Napi::Object object;
@@ -150,6 +151,7 @@ ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cont
   }
   context_ = *pendingContext;
   contextSize_ = context_->cache().contextSize();
+  kvDtype_ = context_->cache().dtype();
   Napi::Object modelObject = info[0].As<Napi::Object>();
   modelObject_ = Napi::Persistent(modelObject);
   modelWrap_ = ModelWrap::Unwrap(modelObject);
@@ -181,6 +183,10 @@ Context& ContextWrap::idleContext(const char* operation) {
 
 Napi::Value ContextWrap::contextSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(contextSize_));
+}
+
+Napi::Value ContextWrap::kvCacheType(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), kvDtype_ == Dtype::F32 ? "f32" : "f16");
 }
 
 Napi::Value ContextWrap::length(const Napi::CallbackInfo& info) {

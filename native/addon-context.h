@@ -18,7 +18,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   static void define(Napi::Env env, AddonData& data);
 
   // Creates the JS object for a new context of `model` (the JS object is kept alive by it).
-  static Napi::Object create(Napi::Env env, Napi::Object modelObject, std::shared_ptr<Model> model, size_t contextSize);
+  static Napi::Object create(Napi::Env env, Napi::Object modelObject, std::shared_ptr<Model> model, size_t contextSize,
+                             Dtype kvDtype);
 
   // Only create() constructs instances; `new` from JS throws.
   explicit ContextWrap(const Napi::CallbackInfo& info);
@@ -39,6 +40,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Context& idleContext(const char* operation);
 
   Napi::Value contextSize(const Napi::CallbackInfo& info);
+  Napi::Value kvCacheType(const Napi::CallbackInfo& info);
   Napi::Value length(const Napi::CallbackInfo& info);
   Napi::Value eval(const Napi::CallbackInfo& info);
   Napi::Value getLogits(const Napi::CallbackInfo& info);
@@ -51,6 +53,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   std::shared_ptr<Context> context_;  // null after dispose(); workers hold their own reference
   size_t contextSize_ = 0;
+  Dtype kvDtype_ = Dtype::F16;
   Napi::ObjectReference modelObject_;  // keeps the model's JS object alive while this one is
   ModelWrap* modelWrap_ = nullptr;
 };

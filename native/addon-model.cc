@@ -247,7 +247,17 @@ Napi::Value ModelWrap::createContext(const Napi::CallbackInfo& info) {
   Napi::Object options = requireObject(info[0], operation, "options");
   size_t contextSize = size_t(requireInteger(options.Get("contextSize"), operation, "options.contextSize", 1,
                                              model_->config.maxContextSize));
-  return ContextWrap::create(info.Env(), Value(), model_, contextSize);
+  Dtype kvDtype = Dtype::F16;
+  Napi::Value kvCacheType = options.Get("kvCacheType");
+  if (!isMissing(kvCacheType)) {
+    const std::string name = requireString(kvCacheType, operation, "options.kvCacheType");
+    if (name == "f32") {
+      kvDtype = Dtype::F32;
+    } else if (name != "f16") {
+      fail(ErrorCode::InvalidArgument, operation, ": options.kvCacheType is \"", name, "\"; use \"f16\" or \"f32\"");
+    }
+  }
+  return ContextWrap::create(info.Env(), Value(), model_, contextSize, kvDtype);
 }
 
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {

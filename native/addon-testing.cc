@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "forward.h"
+#include "half.h"
 #include "js-values.h"
 #include "kernels.h"
 #include "quant-testing.h"
@@ -80,7 +81,9 @@ Napi::Value rope(const Napi::CallbackInfo& info) {
   return toJs(info.Env(), out);
 }
 
-// attention(q [nHeads, headDim], k [nKvHeads, T, headDim], v [nKvHeads, T, headDim], nHeads, nKvHeads, headDim, T)
+// attention(q [nHeads, headDim], k [nKvHeads, T, headDim], v [nKvHeads, T, headDim], nHeads, nKvHeads, headDim, T,
+//           kvType = "f32"): with kvType "f16", k and v are rounded to float16 first and attended in that form,
+// as a context with an f16 KV cache stores them.
 Napi::Value attention(const Napi::CallbackInfo& info) {
   constexpr const char* operation = "testing.attention";
   size_t queryLength, keyLength, valueLength;
@@ -98,6 +101,26 @@ Napi::Value attention(const Napi::CallbackInfo& info) {
   requireLength(operation, "k", keyLength, nKvHeads * positions * headDim);
   requireLength(operation, "v", valueLength, nKvHeads * positions * headDim);
 
+  Dtype kvDtype = Dtype::F32;
+  if (!isMissing(info[7])) {
+    const std::string kvType = requireString(info[7], operation, "kvType");
+    if (kvType == "f16") {
+      kvDtype = Dtype::F16;
+    } else if (kvType != "f32") {
+      fail(ErrorCode::InvalidArgument, operation, ": kvType is \"", kvType, "\"; use \"f16\" or \"f32\"");
+    }
+  }
+  const uint8_t* keys = reinterpret_cast<const uint8_t*>(k);
+  const uint8_t* values = reinterpret_cast<const uint8_t*>(v);
+  std::vector<uint16_t> halfKeys, halfValues;
+  if (kvDtype == Dtype::F16) {
+    for (size_t i = 0; i < keyLength; i++) halfKeys.push_back(floatToF16Bits(k[i]));
+    for (size_t i = 0; i < valueLength; i++) halfValues.push_back(floatToF16Bits(v[i]));
+    keys = reinterpret_cast<const uint8_t*>(halfKeys.data());
+    values = reinterpret_cast<const uint8_t*>(halfValues.data());
+  }
+  const size_t headBytes = positions * headDim * dtypeSize(kvDtype);
+
   const Kernels& kernels = selectKernels();
   const size_t group = nHeads / nKvHeads;
   const float scale = 1.0f / std::sqrt(float(headDim));
@@ -105,8 +128,8 @@ Napi::Value attention(const Napi::CallbackInfo& info) {
   std::vector<float> out(nHeads * headDim);
   for (size_t kvHead = 0; kvHead < nKvHeads; kvHead++) {
     const size_t offset = kvHead * group * headDim;
-    attendGroup(kernels, q + offset, k + kvHead * positions * headDim, v + kvHead * positions * headDim, positions,
-                headDim, group, scale, {scores.data(), scaledQueries.data(), matMulScratch.data()}, out.data() + offset);
+    attendGroup(kernels, q + offset, keys + kvHead * headBytes, values + kvHead * headBytes, kvDtype, positions, headDim,
+                group, scale, {scores.data(), scaledQueries.data(), matMulScratch.data()}, out.data() + offset);
   }
   return toJs(info.Env(), out);
 }

@@ -4,9 +4,9 @@
 
 namespace nesso {
 
-Context::Context(std::shared_ptr<Model> model, size_t contextSize)
+Context::Context(std::shared_ptr<Model> model, size_t contextSize, Dtype kvDtype)
     : model_(std::move(model)),
-      cache_(model_->config.nLayers, model_->config.nKvHeads, model_->config.headDim, contextSize),
+      cache_(model_->config.nLayers, model_->config.nKvHeads, model_->config.headDim, contextSize, kvDtype),
       logits_(size_t(model_->config.vocabSize)) {}
 
 EvalResult Context::evaluate(const std::vector<int32_t>& tokens, size_t chunkSize) {

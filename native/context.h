@@ -22,7 +22,8 @@ struct EvalResult {
 
 class Context {
  public:
-  Context(std::shared_ptr<Model> model, size_t contextSize);
+  // kvDtype is Dtype::F32 or Dtype::F16.
+  Context(std::shared_ptr<Model> model, size_t contextSize, Dtype kvDtype);
 
   Model& model() { return *model_; }
   const KvCache& cache() const { return cache_; }

@@ -38,19 +38,19 @@ void ForwardBuffers::reserve(const ModelConfig& config, size_t tokens, int threa
   }
 }
 
-void attendGroup(const Kernels& kernels, const float* queries, const float* keys, const float* values, size_t n,
-                 size_t headDim, size_t group, float scale, AttentionScratch scratch, float* out) {
+void attendGroup(const Kernels& kernels, const float* queries, const uint8_t* keys, const uint8_t* values, Dtype kvDtype,
+                 size_t n, size_t headDim, size_t group, float scale, AttentionScratch scratch, float* out) {
   // scores[g, j] = (scale · q_g) · k_j over the n visible positions (the causal mask is
   // n = position + 1), in one pass over the keys for all heads of the group.
   for (size_t i = 0; i < group * headDim; i++) scratch.scaledQueries[i] = queries[i] * scale;
-  kernels.matMul(makeMatrix(keys, Dtype::F32, n, headDim), 0, n, scratch.scaledQueries, group, scratch.scores, n,
+  kernels.matMul(makeMatrix(keys, kvDtype, n, headDim), 0, n, scratch.scaledQueries, group, scratch.scores, n,
                  scratch.matMul);
 
   // p[g, :] = softmax(scores[g, :])
   for (size_t g = 0; g < group; g++) kernels.softmax(scratch.scores + g * n, n);
 
   // out[g] = p[g, :] V, reading each value row once for the whole group.
-  kernels.weightedSum(scratch.scores, group, values, n, headDim, out);
+  kernels.weightedSum(scratch.scores, group, values, kvDtype, n, headDim, out);
 }
 
 namespace {
@@ -154,7 +154,7 @@ void attendAll(Model& model, KvCache& cache, ForwardBuffers& buffers, int layer,
     // Query heads kvHead * group .. (kvHead + 1) * group - 1 are adjacent in the query row.
     const size_t offset = t * queryDim + size_t(kvHead) * group * headDim;
     attendGroup(model.kernels, buffers.query.data() + offset, cache.keys(layer, kvHead), cache.values(layer, kvHead),
-                position + t + 1, headDim, group, scale, buffers.attentionScratch(thread),
+                cache.dtype(), position + t + 1, headDim, group, scale, buffers.attentionScratch(thread),
                 buffers.attention.data() + offset);
   });
 }
@@ -177,8 +177,7 @@ void rotateAndCache(Model& model, KvCache& cache, ForwardBuffers& buffers, int l
       float* key = buffers.key.data() + t * kvDim + size_t(kvHead) * headDim;
       const float* value = buffers.value.data() + t * kvDim + size_t(kvHead) * headDim;
       model.rope.rotate(key, cos, sin);
-      std::memcpy(cache.keys(layer, kvHead) + (position + t) * headDim, key, headDim * sizeof(float));
-      std::memcpy(cache.values(layer, kvHead) + (position + t) * headDim, value, headDim * sizeof(float));
+      cache.store(layer, kvHead, position + t, key, value);
     }
   }
 }

@@ -56,9 +56,9 @@ void forward(Model& model, KvCache& cache, ForwardBuffers& buffers, const int32_
 void computeLogits(Model& model, ForwardBuffers& buffers, float* logits);
 
 // Attention of the `group` query heads [group, headDim] that share one kv head over n cached
-// positions (keys and values are [n, headDim] rows): out[g] = softmax(scale · K q_g) · V, written
-// to out [group, headDim].
-void attendGroup(const Kernels& kernels, const float* queries, const float* keys, const float* values, size_t n,
-                 size_t headDim, size_t group, float scale, AttentionScratch scratch, float* out);
+// positions (keys and values are [n, headDim] rows of kvDtype, float32 or float16):
+// out[g] = softmax(scale · K q_g) · V, written to out [group, headDim].
+void attendGroup(const Kernels& kernels, const float* queries, const uint8_t* keys, const uint8_t* values, Dtype kvDtype,
+                 size_t n, size_t headDim, size_t group, float scale, AttentionScratch scratch, float* out);
 
 }  // namespace nesso

@@ -42,6 +42,34 @@ static inline float f16BitsToFloat(uint16_t bits) {
   return value;
 }
 
+// float32 to IEEE binary16, rounding to nearest even: values past the largest half (65504) become
+// infinity, values under half the smallest subnormal become zero, NaN stays NaN.
+static inline uint16_t floatToF16Bits(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  const uint32_t sign = (bits >> 16) & 0x8000u;
+  const uint32_t exponent = (bits >> 23) & 0xffu;
+  uint32_t mantissa = bits & 0x7fffffu;
+  if (exponent == 0xff) return uint16_t(sign | 0x7c00u | (mantissa != 0 ? 0x200u | (mantissa >> 13) : 0u));
+  const int halfExponent = int(exponent) - 127 + 15;
+  if (halfExponent >= 0x1f) return uint16_t(sign | 0x7c00u);
+  uint32_t shift = 13;
+  uint32_t high = uint32_t(halfExponent) << 10;
+  if (halfExponent <= 0) {
+    // A subnormal half: the implicit one becomes explicit and the mantissa shifts further.
+    if (halfExponent < -10) return uint16_t(sign);
+    mantissa |= 0x800000u;
+    shift = uint32_t(14 - halfExponent);
+    high = 0;
+  }
+  uint32_t half = high | (mantissa >> shift);
+  const uint32_t remainder = mantissa & ((1u << shift) - 1u);
+  const uint32_t halfway = 1u << (shift - 1);
+  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+  if (remainder > halfway || (remainder == halfway && (half & 1u) != 0)) half++;
+  return uint16_t(sign | half);
+}
+
 // Reads element i of a little-endian array of `dtype` (as a Dtype code) that may be unaligned.
 static inline float loadElement(const uint8_t* data, int dtypeCode, size_t i) {
   if (dtypeCode == 0) {

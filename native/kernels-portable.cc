@@ -50,11 +50,17 @@ void axpy(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-void weightedSum(const float* weights, size_t groups, const float* rows, size_t n, size_t width, float* out) {
+void weightedSum(const float* weights, size_t groups, const uint8_t* rows, Dtype rowsDtype, size_t n, size_t width,
+                 float* out) {
+  const size_t rowBytes = width * dtypeSize(rowsDtype);
   for (size_t g = 0; g < groups; g++) {
     float* target = out + g * width;
     for (size_t d = 0; d < width; d++) target[d] = 0.0f;
-    for (size_t j = 0; j < n; j++) axpy(weights[g * n + j], rows + j * width, target, width);
+    for (size_t j = 0; j < n; j++) {
+      const float weight = weights[g * n + j];
+      const uint8_t* row = rows + j * rowBytes;
+      for (size_t d = 0; d < width; d++) target[d] += weight * loadElement(row, int(rowsDtype), d);
+    }
   }
 }
 

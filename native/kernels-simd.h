@@ -211,18 +211,21 @@ void simdAxpy(float a, const float* x, float* y, size_t n) {
 }
 
 // out[g, d0 .. d0 + V·W) for G groups, summing weights[g, j] · rows[j] over all j with the outputs
-// held in G * V registers, so each row slice is loaded once for all groups.
-template <class S, int G, int V>
-inline void weightedSumTile(const float* weights, size_t n, const float* rows, size_t width, size_t d0, float* out) {
+// held in G * V registers, so each row slice is loaded once for all groups. Rows are `width`
+// elements of dtype D.
+template <class S, Dtype D, int G, int V>
+inline void weightedSumTile(const float* weights, size_t n, const uint8_t* rows, size_t width, size_t d0, float* out) {
   using Vec = typename S::Vec;
   constexpr size_t W = S::kWidth;
+  constexpr size_t kElementBytes = D == Dtype::F32 ? 4 : 2;
+  const size_t rowBytes = width * kElementBytes;
   Vec acc[G][V];
   for (int g = 0; g < G; g++) {
     for (int v = 0; v < V; v++) acc[g][v] = S::zero();
   }
   for (size_t j = 0; j < n; j++) {
     Vec row[V];
-    for (int v = 0; v < V; v++) row[v] = S::load(rows + j * width + d0 + size_t(v) * W);
+    for (int v = 0; v < V; v++) row[v] = loadWeights<S, D>(rows + j * rowBytes, d0 + size_t(v) * W);
     for (int g = 0; g < G; g++) {
       Vec weight = S::set1(weights[size_t(g) * n + j]);
       for (int v = 0; v < V; v++) acc[g][v] = S::fma(weight, row[v], acc[g][v]);
@@ -233,27 +236,40 @@ inline void weightedSumTile(const float* weights, size_t n, const float* rows, s
   }
 }
 
-template <class S, int G>
-inline void weightedSumGroups(const float* weights, size_t n, const float* rows, size_t width, float* out) {
+template <class S, Dtype D, int G>
+inline void weightedSumGroups(const float* weights, size_t n, const uint8_t* rows, size_t width, float* out) {
   constexpr size_t W = S::kWidth;
+  constexpr size_t kElementBytes = D == Dtype::F32 ? 4 : 2;
   size_t d = 0;
-  for (; d + 4 * W <= width; d += 4 * W) weightedSumTile<S, G, 4>(weights, n, rows, width, d, out);
-  for (; d + W <= width; d += W) weightedSumTile<S, G, 1>(weights, n, rows, width, d, out);
+  for (; d + 4 * W <= width; d += 4 * W) weightedSumTile<S, D, G, 4>(weights, n, rows, width, d, out);
+  for (; d + W <= width; d += W) weightedSumTile<S, D, G, 1>(weights, n, rows, width, d, out);
   for (; d < width; d++) {
     for (int g = 0; g < G; g++) {
       float sum = 0.0f;
-      for (size_t j = 0; j < n; j++) sum += weights[size_t(g) * n + j] * rows[j * width + d];
+      for (size_t j = 0; j < n; j++) {
+        sum += weights[size_t(g) * n + j] * loadElement(rows + j * width * kElementBytes, int(D), d);
+      }
       out[size_t(g) * width + d] = sum;
     }
   }
 }
 
-template <class S>
-void simdWeightedSum(const float* weights, size_t groups, const float* rows, size_t n, size_t width, float* out) {
+template <class S, Dtype D>
+void weightedSumTyped(const float* weights, size_t groups, const uint8_t* rows, size_t n, size_t width, float* out) {
   // Three groups at a time: 3 x 4 accumulators plus 4 row vectors fit the 16 AVX2 registers.
   size_t g = 0;
-  for (; g + 3 <= groups; g += 3) weightedSumGroups<S, 3>(weights + g * n, n, rows, width, out + g * width);
-  for (; g < groups; g++) weightedSumGroups<S, 1>(weights + g * n, n, rows, width, out + g * width);
+  for (; g + 3 <= groups; g += 3) weightedSumGroups<S, D, 3>(weights + g * n, n, rows, width, out + g * width);
+  for (; g < groups; g++) weightedSumGroups<S, D, 1>(weights + g * n, n, rows, width, out + g * width);
+}
+
+template <class S>
+void simdWeightedSum(const float* weights, size_t groups, const uint8_t* rows, Dtype rowsDtype, size_t n, size_t width,
+                     float* out) {
+  switch (rowsDtype) {
+    case Dtype::F32: weightedSumTyped<S, Dtype::F32>(weights, groups, rows, n, width, out); break;
+    case Dtype::F16: weightedSumTyped<S, Dtype::F16>(weights, groups, rows, n, width, out); break;
+    case Dtype::BF16: weightedSumTyped<S, Dtype::BF16>(weights, groups, rows, n, width, out); break;
+  }
 }
 
 // ---- Element-wise functions --------------------------------------------------------------------

@@ -31,9 +31,11 @@ struct Kernels {
   // y += a * x
   void (*axpy)(float a, const float* x, float* y, size_t n);
 
-  // out[g, :] = Σ_j weights[g, j] · rows[j, :] for g < groups: weights [groups, n], rows [n, width],
-  // out [groups, width] (attention's p · V).
-  void (*weightedSum)(const float* weights, size_t groups, const float* rows, size_t n, size_t width, float* out);
+  // out[g, :] = Σ_j weights[g, j] · rows[j, :] for g < groups: weights [groups, n], rows [n, width]
+  // in `rowsDtype` (float32 or float16: the KV cache's values), out [groups, width] (attention's
+  // p · V).
+  void (*weightedSum)(const float* weights, size_t groups, const uint8_t* rows, Dtype rowsDtype, size_t n, size_t width,
+                      float* out);
 
   // Converts n elements of `dtype` (possibly unaligned) to float32.
   void (*toFloat)(const uint8_t* source, Dtype dtype, size_t n, float* destination);

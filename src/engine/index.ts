@@ -11,3 +11,4 @@ export { resolveModelConfig, parseConfigText, llama3FrequencyFactors, type Model
 export { readSafetensorsHeader, parseSafetensorsHeader, type SafetensorsHeader, type SafetensorsTensor } from "./safetensors.js";
 export { readCheckpointTensors, buildModelSpec, findSafetensorsFiles } from "./checkpoint.js";
 export type * from "./types.js";
+export type { KvCacheType } from "./native-api.js";

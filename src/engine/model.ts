@@ -119,7 +119,11 @@ export class Model {
     if (!Number.isSafeInteger(contextSize) || contextSize < 1 || contextSize > this.config.maxContextSize) {
       throw new NessoError("INVALID_ARGUMENT", `createSession: contextSize must be an integer from 1 to ${this.config.maxContextSize} (max_position_embeddings), got ${contextSize}`);
     }
-    const session = new Session(this, native.createContext({ contextSize }), () => this.onSessionClosed(session));
+    const kvCacheType = options.kvCacheType ?? "f16";
+    if (kvCacheType !== "f16" && kvCacheType !== "f32") {
+      throw new NessoError("INVALID_ARGUMENT", `createSession: kvCacheType must be "f16" or "f32", got ${JSON.stringify(kvCacheType)}`);
+    }
+    const session = new Session(this, native.createContext({ contextSize, kvCacheType }), () => this.onSessionClosed(session));
     this.sessions.add(session);
     return session;
   }

@@ -93,8 +93,15 @@ export interface NativeEvalResult {
   cancelled: boolean;
 }
 
+/**
+ * Element type of a context's KV cache. "f16" (the default, as in llama.cpp) halves the cache's
+ * memory and the bytes attention reads per token; "f32" keeps keys and values exactly.
+ */
+export type KvCacheType = "f16" | "f32";
+
 export interface NativeContext {
   readonly contextSize: number;
+  readonly kvCacheType: KvCacheType;
   /** Tokens currently in the KV cache (0 after dispose()). Advances per chunk during an eval. */
   readonly length: number;
   /**
@@ -139,8 +146,8 @@ export interface NativeContext {
 export interface NativeModel {
   readonly config: NativeModelConfig;
   readonly threads: number;
-  /** Creates a context with its own KV cache of contextSize positions. */
-  createContext(options: { contextSize: number }): NativeContext;
+  /** Creates a context with its own KV cache of contextSize positions (kvCacheType default "f16"). */
+  createContext(options: { contextSize: number; kvCacheType?: KvCacheType }): NativeContext;
   /** Unmaps the weights. Safe to call twice; contexts must be disposed first or they are disposed here. */
   dispose(): void;
 }
@@ -152,9 +159,10 @@ export interface NativeTesting {
   rope(x: Float32Array, position: number, theta: number, traditional: boolean, freqFactors?: Float32Array | null): Float32Array;
   /**
    * Attention of q [nHeads, headDim] over keys/values [nKv, T, headDim] (one query position that
-   * sees all T keys), returns [nHeads, headDim].
+   * sees all T keys), returns [nHeads, headDim]. With kvType "f16" the keys and values are rounded
+   * to float16 first and read in that form, as an f16 KV cache holds them.
    */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, nHeads: number, nKvHeads: number, headDim: number, T: number): Float32Array;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, nHeads: number, nKvHeads: number, headDim: number, T: number, kvType?: KvCacheType): Float32Array;
   /** y [rows] = W [rows, cols] · x [cols] with W given in `dtype` bytes. */
   matVec(weights: Uint8Array, dtype: NativeDtype, rows: number, cols: number, x: Float32Array): Float32Array;
   /** y [tokens, rows] = x [tokens, cols] · Wᵀ with the prefill kernel. */

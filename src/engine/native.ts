@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { DisposedError, NessoError, type NessoErrorCode } from "../errors.js";
 import { createLogger, LogLevel } from "../logger.js";
 import type {
+  KvCacheType,
   NativeAddon,
   NativeContext,
   NativeEvalResult,
@@ -79,6 +80,10 @@ class MappedContext implements NativeContext {
     return this.raw.length;
   }
 
+  get kvCacheType(): KvCacheType {
+    return this.raw.kvCacheType;
+  }
+
   eval(tokens: Int32Array, options?: { chunkSize?: number }): Promise<NativeEvalResult> {
     return callNativeAsync(() => this.raw.eval(tokens, options));
   }
@@ -124,7 +129,7 @@ class MappedModel implements NativeModel {
     return this.raw.threads;
   }
 
-  createContext(options: { contextSize: number }): NativeContext {
+  createContext(options: { contextSize: number; kvCacheType?: KvCacheType }): NativeContext {
     return new MappedContext(callNative(() => this.raw.createContext(options)));
   }
 
@@ -138,8 +143,8 @@ function mapTesting(raw: NativeTesting): NativeTesting {
     rmsNorm: (x, weight, eps) => callNative(() => raw.rmsNorm(x, weight, eps)),
     rope: (x, position, theta, traditional, freqFactors) =>
       callNative(() => raw.rope(x, position, theta, traditional, freqFactors)),
-    attention: (q, k, v, nHeads, nKvHeads, headDim, T) =>
-      callNative(() => raw.attention(q, k, v, nHeads, nKvHeads, headDim, T)),
+    attention: (q, k, v, nHeads, nKvHeads, headDim, T, kvType) =>
+      callNative(() => raw.attention(q, k, v, nHeads, nKvHeads, headDim, T, kvType)),
     matVec: (weights, dtype, rows, cols, x) => callNative(() => raw.matVec(weights, dtype, rows, cols, x)),
     matMul: (weights, dtype, rows, cols, x, tokens) =>
       callNative(() => raw.matMul(weights, dtype, rows, cols, x, tokens)),

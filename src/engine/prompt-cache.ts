@@ -21,7 +21,7 @@ import { join, resolve } from "node:path";
 import { NessoError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import type { CheckpointTensors } from "./checkpoint.js";
-import type { NativeContext } from "./native-api.js";
+import type { KvCacheType, NativeContext } from "./native-api.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
 const log = createLogger("prompt-cache");
@@ -183,10 +183,14 @@ export class PromptCache {
     return { ...this.counters };
   }
 
-  /** Path of the file that contains the state of this prefix. */
-  pathOf(prefix: readonly number[]): string {
+  /**
+   * Path of the file that contains the state of this prefix. A state holds the KV cache in the
+   * context's element type, so the type is part of the key.
+   */
+  pathOf(prefix: readonly number[], kvCacheType: KvCacheType = "f16"): string {
     const hash = createHash("sha256");
     hash.update(this.modelIdentityBytes);
+    hash.update(`kv ${kvCacheType}\n`);
     hash.update(tokenBytes(prefix));
     return join(this.dir, hash.digest("hex") + entryExtension);
   }
@@ -196,8 +200,8 @@ export class PromptCache {
    * Returns the native state, or null when there is none or the file fails a check (that file is
    * then deleted).
    */
-  async lookup(prefix: readonly number[]): Promise<Uint8Array | null> {
-    const state = await this.read(prefix);
+  async lookup(prefix: readonly number[], kvCacheType: KvCacheType = "f16"): Promise<Uint8Array | null> {
+    const state = await this.read(prefix, kvCacheType);
     if (state !== null) this.counters.hits++;
     return state;
   }
@@ -207,9 +211,9 @@ export class PromptCache {
    * now contains exactly the prefix, and false when it was left as it was.
    */
   async restore(context: NativeContext, prefix: readonly number[]): Promise<boolean> {
-    const state = await this.read(prefix);
+    const state = await this.read(prefix, context.kvCacheType);
     if (state === null) return false;
-    const path = this.pathOf(prefix);
+    const path = this.pathOf(prefix, context.kvCacheType);
     try {
       await context.loadState(state);
     } catch (error) {
@@ -228,7 +232,7 @@ export class PromptCache {
    * logged, never thrown.
    */
   async save(context: NativeContext, prefix: readonly number[]): Promise<void> {
-    const path = this.pathOf(prefix);
+    const path = this.pathOf(prefix, context.kvCacheType);
     if (this.pendingWrites.has(path)) return;
     if (await this.exists(path)) {
       await this.touch(path);
@@ -241,15 +245,15 @@ export class PromptCache {
       this.logWriteError(`saving the state of ${prefix.length} prefix tokens failed`, error);
       return;
     }
-    this.store(prefix, state);
+    this.store(prefix, state, context.kvCacheType);
   }
 
   /**
    * Writes `state` as the entry of `prefix` in the background, then evicts least recently used
    * files beyond maxBytes. Errors are logged, never thrown. flush() waits for the write.
    */
-  store(prefix: readonly number[], state: Uint8Array): void {
-    const path = this.pathOf(prefix);
+  store(prefix: readonly number[], state: Uint8Array, kvCacheType: KvCacheType = "f16"): void {
+    const path = this.pathOf(prefix, kvCacheType);
     if (this.pendingWrites.has(path)) return;
     const write = this.writeEntry(path, prefix, state)
       .catch((error: unknown) => this.logWriteError(`writing ${path} failed`, error))
@@ -263,8 +267,8 @@ export class PromptCache {
   }
 
   /** Reads the verified state of `prefix`, or null on a miss or a rejected file. */
-  private async read(prefix: readonly number[]): Promise<Uint8Array | null> {
-    const path = this.pathOf(prefix);
+  private async read(prefix: readonly number[], kvCacheType: KvCacheType): Promise<Uint8Array | null> {
+    const path = this.pathOf(prefix, kvCacheType);
     let handle: FileHandle;
     try {
       handle = await open(path, "r");

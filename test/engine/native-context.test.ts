@@ -150,6 +150,30 @@ describe("native context", () => {
     target.dispose();
   });
 
+  it("f16 and f32 caches save states of their own element size and refuse each other's", async () => {
+    const half = model.createContext({ contextSize: 32 });
+    const full = model.createContext({ contextSize: 32, kvCacheType: "f32" });
+    await half.eval(tokens(10));
+    await full.eval(tokens(10));
+    const halfPrefix = await half.saveState(6);
+    const fullPrefix = await full.saveState(6);
+    // Header 48 bytes, then 2 layers x (K, V) x 2 kv heads x 6 positions x 16 dims per element.
+    expect(halfPrefix.byteLength).toBe(48 + 2 * 2 * 2 * 6 * 16 * 2);
+    expect(fullPrefix.byteLength).toBe(48 + 2 * 2 * 2 * 6 * 16 * 4);
+
+    const mismatch = await rejection(model.createContext({ contextSize: 32, kvCacheType: "f32" }).loadState(halfPrefix));
+    expect((mismatch as NessoError).code).toBe("INVALID_ARGUMENT");
+    expect((mismatch as Error).message).toContain("stores keys and values as F16 but this context's KV cache is F32");
+
+    const target = model.createContext({ contextSize: 32 });
+    await target.loadState(halfPrefix);
+    await target.eval(tokens(10).subarray(6));
+    expect(maxAbsDifference(target.getLogits(), half.getLogits())).toBe(0);
+    half.dispose();
+    full.dispose();
+    target.dispose();
+  });
+
   it("saved prefix state omits logits", async () => {
     const source = model.createContext({ contextSize: 32 });
     const prompt = tokens(10);

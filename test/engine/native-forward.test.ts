@@ -53,7 +53,7 @@ describe("native forward pass", () => {
     const spec = specFromDirectory(tinyCheckpoint("F32"));
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 64 });
+    const context = model.createContext({ contextSize: 64, kvCacheType: "f32" });
 
     const logits = await evalAll(context, prompt);
 
@@ -66,7 +66,7 @@ describe("native forward pass", () => {
     const spec = specFromDirectory(tinyCheckpoint("F32"));
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 64 });
+    const context = model.createContext({ contextSize: 64, kvCacheType: "f32" });
     let expected = reference.evaluate(prompt);
     let logits = await evalAll(context, prompt);
 
@@ -80,12 +80,40 @@ describe("native forward pass", () => {
     context.dispose();
   });
 
+  it("prefill and decode with an f16 KV cache match a reference that rounds keys and values to f16", async () => {
+    const spec = specFromDirectory(tinyCheckpoint("F32"));
+    const model = await load(spec);
+    const reference = new ReferenceModel(spec.config, spec, "f16");
+    const exact = new ReferenceModel(spec.config, spec);
+    const context = model.createContext({ contextSize: 64 });
+    expect(context.kvCacheType).toBe("f16");
+
+    let expected = reference.evaluate(prompt);
+    let logits = await evalAll(context, prompt);
+    expectClose(logits, expected, "f16 KV prefill");
+    // Rounding the cache does change the logits, so this test tells the two cache types apart.
+    expect(maxAbsDifference(logits, exact.evaluate(prompt))).toBeGreaterThan(0);
+    for (let step = 0; step < 8; step++) {
+      const next = argmax(expected);
+      expect(argmax(logits), `greedy token at step ${step}`).toBe(next);
+      logits = await evalAll(context, [next]);
+      expected = reference.step(next);
+      expectClose(logits, expected, `f16 KV decode step ${step}`);
+    }
+    context.dispose();
+  });
+
+  it("rejects an unknown kvCacheType", async () => {
+    const model = await load(specFromDirectory(tinyCheckpoint("F32")));
+    expect(() => model.createContext({ contextSize: 16, kvCacheType: "q8" as "f16" })).toThrow(/kvCacheType is "q8"; use "f16" or "f32"/);
+  });
+
   it.each(["F16", "BF16"] as const)("prefill matches the reference on %s weights", async (dtype) => {
     const spec = specFromDirectory(tinyCheckpoint(dtype));
     const model = await load(spec);
     // The reference reads the same 16-bit values widened to float32, so only summation order differs.
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 64 });
+    const context = model.createContext({ contextSize: 64, kvCacheType: "f32" });
 
     expectClose(await evalAll(context, prompt), reference.evaluate(prompt), dtype);
     context.dispose();
@@ -95,7 +123,7 @@ describe("native forward pass", () => {
     const spec = specFromDirectory(tinyCheckpoint("BF16"));
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 512 });
+    const context = model.createContext({ contextSize: 512, kvCacheType: "f32" });
     const long = Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 128262);
 
     // Chunks of 48 put later tokens at positions whose attention spans several key blocks.
@@ -105,8 +133,8 @@ describe("native forward pass", () => {
 
   it("prefill of 5 tokens equals 5 single-token evals", async () => {
     const model = await load(specFromDirectory(tinyCheckpoint("F32")));
-    const batched = model.createContext({ contextSize: 16 });
-    const stepped = model.createContext({ contextSize: 16 });
+    const batched = model.createContext({ contextSize: 16, kvCacheType: "f32" });
+    const stepped = model.createContext({ contextSize: 16, kvCacheType: "f32" });
     const tokens = prompt.slice(0, 5);
 
     const once = await evalAll(batched, tokens);
@@ -123,7 +151,7 @@ describe("native forward pass", () => {
     const model = await load(specFromDirectory(tinyCheckpoint("F32")));
     const results: Float32Array[] = [];
     for (const chunkSize of [1, 3, 7, 64]) {
-      const context = model.createContext({ contextSize: 32 });
+      const context = model.createContext({ contextSize: 32, kvCacheType: "f32" });
       results.push(await evalAll(context, prompt, chunkSize));
       context.dispose();
     }
@@ -138,8 +166,8 @@ describe("native forward pass", () => {
     expect(one.threads).toBe(1);
     expect(two.threads).toBe(2);
 
-    const a = one.createContext({ contextSize: 32 });
-    const b = two.createContext({ contextSize: 32 });
+    const a = one.createContext({ contextSize: 32, kvCacheType: "f32" });
+    const b = two.createContext({ contextSize: 32, kvCacheType: "f32" });
     // Each output row is summed by one thread in the same order, so the results are bit-identical.
     expect(Array.from(await evalAll(a, prompt))).toEqual(Array.from(await evalAll(b, prompt)));
     expect(Array.from(await evalAll(a, [42]))).toEqual(Array.from(await evalAll(b, [42])));
@@ -149,13 +177,13 @@ describe("native forward pass", () => {
 
   it("every kernel path agrees with the portable one", async () => {
     const spec = specFromDirectory(tinyCheckpoint("BF16"));
-    const portableContext = (await withSimdPath("portable", () => load(spec))).createContext({ contextSize: 32 });
+    const portableContext = (await withSimdPath("portable", () => load(spec))).createContext({ contextSize: 32, kvCacheType: "f32" });
     const expected = await evalAll(portableContext, prompt);
     const expectedNext = await evalAll(portableContext, [42]);
 
     // The CPU's own path plus the AVX-512 and NEON algorithms emulated in plain C++.
     for (const path of [addon.simdPath(), "emulated16", "emulated4"]) {
-      const context = (await withSimdPath(path, () => load(spec))).createContext({ contextSize: 32 });
+      const context = (await withSimdPath(path, () => load(spec))).createContext({ contextSize: 32, kvCacheType: "f32" });
       const logits = await evalAll(context, prompt);
       expect(maxAbsDifference(logits, expected), `${path} prefill`).toBeLessThanOrEqual(relativeTolerance * maxAbs(expected));
       const next = await evalAll(context, [42]);
@@ -171,7 +199,7 @@ describe("native forward pass", () => {
     const spec = specFromDirectory(dir, { tokenizerVocabSize: 128262 });
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 32 });
+    const context = model.createContext({ contextSize: 32, kvCacheType: "f32" });
 
     const logits = await evalAll(context, prompt);
 
@@ -188,7 +216,7 @@ describe("native forward pass", () => {
     expect(spec.config.tieWordEmbeddings).toBe(false);
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 32 });
+    const context = model.createContext({ contextSize: 32, kvCacheType: "f32" });
 
     expectClose(await evalAll(context, prompt), reference.evaluate(prompt), "untied");
     context.dispose();
@@ -202,7 +230,7 @@ describe("native forward pass", () => {
     });
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec);
-    const context = model.createContext({ contextSize: 32 });
+    const context = model.createContext({ contextSize: 32, kvCacheType: "f32" });
 
     expectClose(await evalAll(context, prompt), reference.evaluate(prompt), "rope variants");
     context.dispose();
@@ -214,8 +242,8 @@ describe("native forward pass", () => {
     const mlxSpec = specFromDirectory(mlx);
     // The MLX layout leaves tensors at odd offsets; make sure the fixture exercises that.
     expect(mlxSpec.tensors.some((tensor) => tensor.offset % 2 === 1)).toBe(true);
-    const mlxContext = (await load(mlxSpec)).createContext({ contextSize: 32 });
-    const hfContext = (await load(specFromDirectory(hf))).createContext({ contextSize: 32 });
+    const mlxContext = (await load(mlxSpec)).createContext({ contextSize: 32, kvCacheType: "f32" });
+    const hfContext = (await load(specFromDirectory(hf))).createContext({ contextSize: 32, kvCacheType: "f32" });
 
     expect(Array.from(await evalAll(mlxContext, prompt))).toEqual(Array.from(await evalAll(hfContext, prompt)));
     mlxContext.dispose();

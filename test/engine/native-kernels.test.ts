@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { NessoError } from "../../src/errors.js";
 import type { NativeDtype } from "../../src/engine/native-api.js";
 import { loadNativeAddon } from "../../src/engine/native.js";
+import { roundToDtype } from "../../src/convert/float-dtype.js";
 import { encodeTensor } from "../fixtures/dtype.js";
 import { createRandom, fillNormal } from "../fixtures/random.js";
 import { decodeTensor, maxAbsDifference, withSimdPath } from "./native-helpers.js";
@@ -200,6 +201,20 @@ describe("native kernels", () => {
       }
       expect(maxAbsDifference(out, expected)).toBeLessThanOrEqual(1e-5);
     });
+  });
+
+  it.each(simdPaths)("attention over an f16 cache on the %s path matches the f32 attention of the rounded keys and values", async (path) => {
+    const [nHeads, nKvHeads, headDim, positions] = [15, 5, 64, 37];
+    const q = randomValues(nHeads * headDim, 4);
+    const k = randomValues(nKvHeads * positions * headDim, 5);
+    const v = randomValues(nKvHeads * positions * headDim, 6);
+    const half = await withSimdPath(path, () => testing.attention(q, k, v, nHeads, nKvHeads, headDim, positions, "f16"));
+    const rounded = await withSimdPath(path, () =>
+      testing.attention(q, roundToDtype(k, "F16"), roundToDtype(v, "F16"), nHeads, nKvHeads, headDim, positions, "f32"),
+    );
+    const exact = await withSimdPath(path, () => testing.attention(q, k, v, nHeads, nKvHeads, headDim, positions));
+    expect(maxAbsDifference(half, rounded)).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDifference(half, exact)).toBeGreaterThan(0);
   });
 
   it("rope rotates pairs (i, i + headDim/2) when not traditional", () => {

@@ -43,7 +43,7 @@ const promptText = "<|im_start|>user\nQual è la capitale d'Italia? Answer in on
 async function greedyRun(dir: string): Promise<Run> {
   const model = await Model.load(dir, { threads: 2 });
   try {
-    const session = model.createSession({ contextSize: 128 });
+    const session = model.createSession({ contextSize: 128, kvCacheType: "f32" });
     const prompt = model.encode(promptText);
     const logits: Float32Array[] = [];
     const tokens: number[] = [];
@@ -71,7 +71,7 @@ async function nativeGreedyRun(dir: string): Promise<Run> {
   const spec = buildModelSpec(config, await readCheckpointTensors(dir), { tokenizerVocabSize: nessoVocabSize });
   const model = await loadNativeAddon().loadModel({ ...spec, threads: 2 });
   try {
-    const context = model.createContext({ contextSize: 128 });
+    const context = model.createContext({ contextSize: 128, kvCacheType: "f32" });
     await context.eval(promptIds);
     const logits: Float32Array[] = [context.getLogits()];
     const tokens: number[] = [];

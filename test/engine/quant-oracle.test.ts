@@ -61,7 +61,7 @@ async function ourRun(dir: string, prompt: Int32Array): Promise<{ logits: Float3
   const spec = buildModelSpec(config, await readCheckpointTensors(dir), { tokenizerVocabSize: nessoVocabSize });
   const model = await loadNativeAddon().loadModel({ ...spec, threads: 2 });
   try {
-    const context = model.createContext({ contextSize: 128 });
+    const context = model.createContext({ contextSize: 128, kvCacheType: "f32" });
     await context.eval(prompt);
     const logits = context.getLogits();
     const tokens: number[] = [];

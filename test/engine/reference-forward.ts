@@ -5,7 +5,8 @@
 // headDim^-0.5, SwiGLU MLP, final RMSNorm and the tied (or untied) output head. Values are stored
 // as float32 and summed in double precision.
 
-import type { NativeModelConfig, NativeModelSpec } from "../../src/engine/native-api.js";
+import type { KvCacheType, NativeModelConfig, NativeModelSpec } from "../../src/engine/native-api.js";
+import { roundToDtype } from "../../src/convert/float-dtype.js";
 import { readTensors } from "./native-helpers.js";
 
 interface Layer {
@@ -64,7 +65,15 @@ export class ReferenceModel {
   private values: Float32Array[][][] = [];
   private position = 0;
 
-  constructor(readonly config: NativeModelConfig, spec: NativeModelSpec) {
+  /**
+   * kvCacheType "f16" rounds the stored keys and values to float16, as a context with an f16 KV
+   * cache holds them (default "f32": kept exact).
+   */
+  constructor(
+    readonly config: NativeModelConfig,
+    spec: NativeModelSpec,
+    private readonly kvCacheType: KvCacheType = "f32",
+  ) {
     const tensors = readTensors(spec);
     const get = (name: string) => {
       const tensor = tensors.get(name);
@@ -123,8 +132,9 @@ export class ReferenceModel {
       for (let kvHead = 0; kvHead < nKvHeads; kvHead++) {
         const key = k.slice(kvHead * headDim, (kvHead + 1) * headDim);
         rope(key, position, this.config);
-        this.keys[layerIndex][kvHead].push(key);
-        this.values[layerIndex][kvHead].push(v.slice(kvHead * headDim, (kvHead + 1) * headDim));
+        const value = v.slice(kvHead * headDim, (kvHead + 1) * headDim);
+        this.keys[layerIndex][kvHead].push(this.kvCacheType === "f16" ? roundToDtype(key, "F16") : key);
+        this.values[layerIndex][kvHead].push(this.kvCacheType === "f16" ? roundToDtype(value, "F16") : value);
       }
 
       const attention = new Float32Array(nHeads * headDim);
