@@ -3,11 +3,15 @@
 // written from the same checkpoint. Results go to stdout (and to --json FILE); record them in
 // docs/benchmarks.md.
 //
+// The engines take turns: each timed run is a fresh child process of one engine (load, short
+// warm-up, one run), nesso-mcp then llama.cpp, so a change in the machine's load during the
+// benchmark reaches both alike. Peak RSS is the highest of an engine's processes.
+//
 // Options:
 //   --preset NAME     checkpoint preset (default nesso-bf16; see presets below)
-//   --runs N          timed runs per engine after one warm-up run (default 3); medians are reported
-//   --prefill N       prompt tokens evaluated from an empty cache (default 512)
-//   --decode N        tokens generated with the prompt cached (default 128)
+//   --runs N          timed runs per engine (default 3); medians are reported
+//   --prefill LIST    prompt lengths evaluated from an empty cache (default 512,2048)
+//   --decode N        tokens generated with the first prompt cached (default 128)
 //   --threads N       compute threads for both engines (default: physical cores)
 //   --compare         also measure llama.cpp on the same weights (the default)
 //   --no-compare      measure only nesso-mcp
@@ -24,7 +28,7 @@ import { cachedCheckpoint, fixtureCacheDir, nessoShape } from "../test/fixtures/
 import { cachedConversion } from "../test/engine/quant-fixtures.js";
 import type { FixtureDtype } from "../test/fixtures/dtype.js";
 import { writeGguf } from "../test/oracle/gguf.js";
-import { median, type EngineReport } from "./measure.js";
+import { median, parseLengths, type EngineReport } from "./measure.js";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -55,7 +59,7 @@ const { values } = parseArgs({
   options: {
     preset: { type: "string", default: "nesso-bf16" },
     runs: { type: "string", default: "3" },
-    prefill: { type: "string", default: "512" },
+    prefill: { type: "string", default: "512,2048" },
     decode: { type: "string", default: "128" },
     threads: { type: "string" },
     compare: { type: "boolean", default: true },
@@ -79,13 +83,17 @@ if (!preset) {
   process.exit(2);
 }
 const runs = positiveInteger("runs", values.runs);
-const prefill = positiveInteger("prefill", values.prefill);
+const prefill = parseLengths(values.prefill ?? "");
+if (prefill === null) {
+  process.stderr.write(`bench: --prefill must be a comma-separated list of integers >= 1, got "${values.prefill}"\n`);
+  process.exit(2);
+}
 const decode = positiveInteger("decode", values.decode);
 const threads = values.threads === undefined ? loadNativeAddon().physicalCores() : positiveInteger("threads", values.threads);
 
-/** Runs bench/engine-run.ts in a child process and parses its one-line JSON report. */
+/** Runs bench/engine-run.ts for one timed run in a child process and parses its one-line JSON report. */
 function runEngine(engine: "nesso" | "llama.cpp", model: string): Promise<EngineReport> {
-  const args = ["--import", "tsx", join(benchDir, "engine-run.ts"), "--engine", engine, "--model", model, "--threads", String(threads), "--prefill", String(prefill), "--decode", String(decode), "--runs", String(runs)];
+  const args = ["--import", "tsx", join(benchDir, "engine-run.ts"), "--engine", engine, "--model", model, "--threads", String(threads), "--prefill", prefill!.join(","), "--decode", String(decode), "--runs", "1"];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     let output = "";
@@ -103,14 +111,34 @@ function runEngine(engine: "nesso" | "llama.cpp", model: string): Promise<Engine
   });
 }
 
-function summarize(report: EngineReport) {
+/** Joins the one-run reports of one engine: all runs, the highest peak RSS, the median load time. */
+function mergeReports(parts: EngineReport[]): EngineReport {
   return {
-    prefill: median(report.runs.map((run) => run.prefillTokensPerSecond)),
-    decode: median(report.runs.map((run) => run.decodeTokensPerSecond)),
-    prefillRange: [Math.min(...report.runs.map((run) => run.prefillTokensPerSecond)), Math.max(...report.runs.map((run) => run.prefillTokensPerSecond))],
-    decodeRange: [Math.min(...report.runs.map((run) => run.decodeTokensPerSecond)), Math.max(...report.runs.map((run) => run.decodeTokensPerSecond))],
+    ...parts[0],
+    runs: parts.flatMap((part) => part.runs),
+    peakRssMiB: Math.max(...parts.map((part) => part.peakRssMiB)),
+    loadMs: median(parts.map((part) => part.loadMs)),
   };
 }
+
+interface Statistic {
+  median: number;
+  min: number;
+  max: number;
+}
+
+function statistic(values: number[]): Statistic {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+function summarize(report: EngineReport) {
+  return {
+    prefill: report.prefillTokens.map((_, i) => statistic(report.runs.map((run) => run.prefillTokensPerSecond[i]))),
+    decode: statistic(report.runs.map((run) => run.decodeTokensPerSecond)),
+  };
+}
+
+const format = (s: Statistic) => `${s.median.toFixed(1)} (${s.min.toFixed(1)}-${s.max.toFixed(1)})`;
 
 const log = (line: string) => process.stdout.write(line + "\n");
 
@@ -124,31 +152,42 @@ if (preset.quantize) {
 }
 log(`checkpoint ${nessoCheckpoint} ready in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`);
 
-const reports: EngineReport[] = [await runEngine("nesso", nessoCheckpoint)];
-if (values.compare && !values["no-compare"]) {
+const compare = values.compare && !values["no-compare"];
+let gguf = "";
+if (compare) {
   const ggufDir = join(fixtureCacheDir, "gguf");
   mkdirSync(ggufDir, { recursive: true });
-  const gguf = join(ggufDir, `${preset.fixture}-${(preset.ggufTensorType === "source" ? preset.dtype : preset.ggufTensorType).toLowerCase()}.gguf`);
+  gguf = join(ggufDir, `${preset.fixture}-${(preset.ggufTensorType === "source" ? preset.dtype : preset.ggufTensorType).toLowerCase()}.gguf`);
   if (!existsSync(gguf)) await writeGguf(checkpoint, gguf, { tensorType: preset.ggufTensorType });
-  reports.push(await runEngine("llama.cpp", gguf));
 }
+const ourRuns: EngineReport[] = [];
+const theirRuns: EngineReport[] = [];
+for (let run = 0; run < runs; run++) {
+  ourRuns.push(await runEngine("nesso", nessoCheckpoint));
+  if (compare) theirRuns.push(await runEngine("llama.cpp", gguf));
+  const last = [ourRuns.at(-1)!, ...(compare ? [theirRuns.at(-1)!] : [])];
+  process.stderr.write(`run ${run + 1}/${runs}: ${last.map((r) => `${r.engine} prefill ${r.runs[0].prefillTokensPerSecond.map((v) => v.toFixed(1)).join("/")} decode ${r.runs[0].decodeTokensPerSecond.toFixed(1)}`).join("; ")}\n`);
+}
+const reports: EngineReport[] = [mergeReports(ourRuns), ...(compare ? [mergeReports(theirRuns)] : [])];
 
 log("");
 log(`machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}`);
 // Other processes compete for the cores; a 1-minute load average above the core count means the figures are low.
 log(`load average (1 min): ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
-log(`preset ${values.preset}, ${threads} threads, prefill ${prefill} tokens, decode ${decode} tokens, median of ${runs} runs after one warm-up`);
+log(`preset ${values.preset}, ${threads} threads, prefill ${prefill.join(" and ")} tokens, decode ${decode} tokens with ${prefill[0]} cached, median of ${runs} alternating runs`);
 log("");
-log("| engine | prefill tok/s (min-max) | decode tok/s (min-max) | peak RSS MiB | load ms | details |");
-log("|---|---|---|---|---|---|");
+const prefillHeaders = prefill.map((length) => `prefill ${length} tok/s (min-max)`);
+log(`| engine | ${prefillHeaders.join(" | ")} | decode tok/s (min-max) | peak RSS MiB | load ms | details |`);
+log(`|---|${prefill.map(() => "---|").join("")}---|---|---|---|`);
 for (const report of reports) {
   const s = summarize(report);
   const details = Object.entries(report.details).map(([key, value]) => `${key} ${value}`).join(", ");
-  log(`| ${report.engine} | ${s.prefill.toFixed(1)} (${s.prefillRange[0].toFixed(1)}-${s.prefillRange[1].toFixed(1)}) | ${s.decode.toFixed(1)} (${s.decodeRange[0].toFixed(1)}-${s.decodeRange[1].toFixed(1)}) | ${report.peakRssMiB.toFixed(0)} | ${report.loadMs.toFixed(0)} | ${details} |`);
+  log(`| ${report.engine} | ${s.prefill.map(format).join(" | ")} | ${format(s.decode)} | ${report.peakRssMiB.toFixed(0)} | ${report.loadMs.toFixed(0)} | ${details} |`);
 }
 if (reports.length === 2) {
   const [ours, theirs] = reports.map(summarize);
+  const prefillRatios = prefill.map((length, i) => `prefill ${length} ${(ours.prefill[i].median / theirs.prefill[i].median).toFixed(2)}`);
   log("");
-  log(`ratio nesso-mcp / llama.cpp: prefill ${(ours.prefill / theirs.prefill).toFixed(2)}, decode ${(ours.decode / theirs.decode).toFixed(2)}, peak RSS ${(reports[0].peakRssMiB / reports[1].peakRssMiB).toFixed(2)}`);
+  log(`ratio nesso-mcp / llama.cpp: ${prefillRatios.join(", ")}, decode ${(ours.decode.median / theirs.decode.median).toFixed(2)}, peak RSS ${(reports[0].peakRssMiB / reports[1].peakRssMiB).toFixed(2)}`);
 }
 if (values.json) writeFileSync(values.json, JSON.stringify({ preset: values.preset, threads, prefill, decode, runs, reports }, null, 2));

@@ -2,9 +2,12 @@
 
 /** One timed run of one engine. */
 export interface RunTiming {
-  /** Prefill of the whole prompt from an empty cache, in tokens per second. */
-  prefillTokensPerSecond: number;
-  /** Decode with the prompt cached: generated tokens per second, sampling included. */
+  /**
+   * Prefill of a prompt from an empty cache, in tokens per second: one entry per length of
+   * EngineReport.prefillTokens, in that order.
+   */
+  prefillTokensPerSecond: number[];
+  /** Decode with the first (shortest) prompt cached: generated tokens per second, sampling included. */
   decodeTokensPerSecond: number;
 }
 
@@ -14,7 +17,8 @@ export interface EngineReport {
   /** Model file or directory that was measured. */
   model: string;
   threads: number;
-  prefillTokens: number;
+  /** Prompt lengths whose prefill was timed. */
+  prefillTokens: number[];
   decodeTokens: number;
   loadMs: number;
   runs: RunTiming[];
@@ -28,6 +32,12 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Parses a comma-separated list of prompt lengths such as "512,2048". */
+export function parseLengths(text: string): number[] | null {
+  const lengths = text.split(",").map((part) => Number(part.trim()));
+  return lengths.length > 0 && lengths.every((n) => Number.isSafeInteger(n) && n >= 1) ? lengths : null;
 }
 
 /** Seeded prompt of ordinary token ids (no special tokens), the same for every engine. */
