@@ -7,7 +7,7 @@ export interface RunTiming {
    * EngineReport.prefillTokens, in that order.
    */
   prefillTokensPerSecond: number[];
-  /** Decode with the first (shortest) prompt cached: generated tokens per second, sampling included. */
+  /** Decode with the first prompt length cached: generated tokens per second, sampling included. */
   decodeTokensPerSecond: number;
 }
 
