@@ -12,3 +12,4 @@ export { readSafetensorsHeader, parseSafetensorsHeader, type SafetensorsHeader, 
 export { readCheckpointTensors, buildModelSpec, findSafetensorsFiles } from "./checkpoint.js";
 export type * from "./types.js";
 export type { KvCacheType } from "./native-api.js";
+export { describeQuantization, type QuantizationConfig } from "./quantization.js";

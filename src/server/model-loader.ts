@@ -36,7 +36,7 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
       model.dispose();
       throw error;
     }
-    const storage = await readWeightStorage(reference.dir);
+    const storage = await describeWeights(reference.dir);
     const { config } = model;
     // The vocabulary is read on the first call that needs a grammar, not at load time. A server
     // that never extracts or runs the agent does not pay for it: 2.2 s for Llama-3's 128k tokens,
@@ -60,8 +60,7 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
           max_position_embeddings: config.maxContextSize,
           tie_word_embeddings: config.tieWordEmbeddings,
         },
-        // The engine rejects MLX-quantized checkpoints, so a loaded model is never quantized.
-        quantization: `none (${storage} weights)`,
+        quantization: storage,
         contextSize: chatModel.contextSize,
         threads: model.threads,
       },
@@ -78,12 +77,21 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
 }
 
 /** Reads `torch_dtype` (or `dtype`) of config.json, e.g. "bfloat16"; "unknown" when absent. */
-async function readWeightStorage(dir: string): Promise<string> {
+/**
+ * Describes the stored weights from config.json: "none (bfloat16 weights)" for a float checkpoint,
+ * "4-bit affine, group size 64, unquantized tensors bfloat16" for an MLX quantized one.
+ */
+async function describeWeights(dir: string): Promise<string> {
+  const { describeQuantization, resolveModelConfig } = await import("../engine/index.js");
+  let json: { torch_dtype?: unknown; dtype?: unknown };
   try {
-    const json = JSON.parse(await readFile(join(dir, "config.json"), "utf8")) as { torch_dtype?: unknown; dtype?: unknown };
-    const dtype = json.torch_dtype ?? json.dtype;
-    return typeof dtype === "string" ? dtype : "unknown";
+    json = JSON.parse(await readFile(join(dir, "config.json"), "utf8")) as typeof json;
   } catch {
     return "unknown";
   }
+  const dtype = json.torch_dtype ?? json.dtype;
+  const storage = typeof dtype === "string" ? dtype : "unknown";
+  // Model.load accepted this config.json already, so resolving it again cannot fail.
+  const quantization = resolveModelConfig(json).quantization;
+  return quantization === null ? `none (${storage} weights)` : `${describeQuantization(quantization)}, unquantized tensors ${storage}`;
 }
