@@ -87,6 +87,16 @@ int32_t sampleToken(const float* logits, size_t allowedVocabSize, const SamplerP
     return (mask == nullptr || (id < maskLength && mask[id] != 0)) && values[id] > -INFINITY;
   };
   auto nothingAllowed = [&]() {
+    // NaN logits come from the weights (or an overflow in the forward pass), not from the caller.
+    size_t nanCount = 0;
+    for (size_t id = 0; id < allowedVocabSize; id++) {
+      if (std::isnan(values[id])) nanCount++;
+    }
+    if (nanCount > 0) {
+      fail(ErrorCode::InvalidModel, "sample: ", nanCount, " of ", allowedVocabSize,
+           " logits are NaN, so no token can be chosen; the checkpoint's weights contain NaN or infinite values "
+           "(re-download or re-convert the model)");
+    }
     fail(ErrorCode::InvalidArgument, "sample: no token is allowed (the mask forbids all ", allowedVocabSize,
          " ids or every allowed logit is -inf); allow at least one id");
   };

@@ -1,6 +1,9 @@
 // The native sampler on real logits from the tiny model: greedy, masks, penalties, the filters and
 // seeded draws, checked against probabilities computed in JS from getLogits().
 
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NessoError } from "../../src/errors.js";
 import type { NativeContext, NativeModel, NativeSamplerParams } from "../../src/engine/native-api.js";
@@ -90,6 +93,36 @@ describe("native sampler", () => {
     expect(caught).toBeInstanceOf(NessoError);
     expect((caught as NessoError).code).toBe("INVALID_ARGUMENT");
     expect((caught as Error).message).toMatch(/no token is allowed/);
+  });
+
+  it("NaN logits from broken weights name the checkpoint as the cause", async () => {
+    // A copy of the tiny checkpoint whose final norm weights are NaN: every logit becomes NaN.
+    const dir = mkdtempSync(join(tmpdir(), "nesso-nan-weights-"));
+    try {
+      cpSync(tinyCheckpoint("F32"), dir, { recursive: true });
+      const spec = specFromDirectory(dir);
+      const norm = spec.tensors.find((tensor) => tensor.name === "model.norm.weight")!;
+      const file = spec.files[norm.file];
+      const bytes = readFileSync(file);
+      bytes.set(new Uint8Array(new Float32Array(norm.shape[0]).fill(Number.NaN).buffer), norm.offset);
+      writeFileSync(file, bytes);
+
+      const broken = await addon.loadModel(spec);
+      const brokenContext = broken.createContext({ contextSize: 8 });
+      await brokenContext.eval(Int32Array.of(1, 2));
+      let caught: unknown;
+      try {
+        brokenContext.sample(greedy);
+      } catch (error) {
+        caught = error;
+      }
+      expect((caught as NessoError).code).toBe("INVALID_MODEL");
+      expect((caught as Error).message).toMatch(/logits are NaN.*weights contain NaN or infinite values/);
+      brokenContext.dispose();
+      broken.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("mask of the wrong length is rejected", () => {
