@@ -15,6 +15,13 @@ bool hasInt8Path(int bits) {
   return bits == 4 || bits == 8;
 }
 
+// 8-bit codes need the sign trick of quant-int8-avx2.cc, one more operation per 32 products,
+// which made the AVX2 integer tile slower than dequantizing to float32 and running the float
+// GEMM (about 0.67× on the development machine), so 8-bit prefill keeps float activations.
+bool hasInt8MatMul(int bits) {
+  return bits == 4;
+}
+
 size_t activationPosition(int bits, size_t cols, size_t index) {
   if (bits != 4) return index;
   const size_t chunk = index / (2 * kActivationBlock) * (2 * kActivationBlock);
@@ -62,59 +69,87 @@ void quantizeActivations(const float* x, size_t cols, int bits, size_t groupSize
     }
     out.groupOffsets[g] = 128.0f * offset;
   }
+
+  if (bits == 4 && out.chunkScales != nullptr) {
+    const size_t blocks = cols / kActivationBlock;
+    for (size_t c = 0; c < (blocks + 1) / 2; c++) {
+      const float first = out.blockScales[2 * c];
+      const float second = 2 * c + 1 < blocks ? out.blockScales[2 * c + 1] : first;
+      for (size_t lane = 0; lane < 8; lane++) out.chunkScales[8 * c + lane] = lane < 4 ? first : second;
+    }
+  }
 }
 
 namespace {
 
-void unpackGroupOf(int bits, const uint8_t* row, size_t first, size_t groupSize, uint8_t* q) {
-  if (bits == 4) {
-    unpackGroup<4>(row, first, groupSize, q);
+// Codes of activation rows back in natural order, so the inner loops read both operands in order.
+void naturalOrder(const QuantizedActivations* rows, size_t tokens, int bits, size_t cols, std::vector<int8_t>& out) {
+  out.resize(tokens * cols);
+  for (size_t t = 0; t < tokens; t++) {
+    for (size_t i = 0; i < cols; i++) out[t * cols + i] = rows[t].values[activationPosition(bits, cols, i)];
+  }
+}
+
+// Row `row` of the weights times the natural-order codes `x` of one token.
+float rowDot(const QuantizedMatrix& weights, size_t row, const uint8_t* codes, const int8_t* x,
+             const QuantizedActivations& activations) {
+  const size_t groupSize = size_t(weights.groupSize);
+  const size_t groups = weights.groupsPerRow;
+  const float* scales = weights.scales + row * groups;
+  const float* biases = weights.biases + row * groups;
+  float sum = 0.0f;
+  for (size_t g = 0; g < groups; g++) {
+    float groupDot = 0.0f;
+    for (size_t first = g * groupSize; first < (g + 1) * groupSize; first += kActivationBlock) {
+      int32_t dot = 0;
+      for (size_t i = first; i < first + kActivationBlock; i++) dot += int32_t(codes[i]) * x[i];
+      groupDot += activations.blockScales[first / kActivationBlock] * float(dot);
+    }
+    sum += scales[g] * groupDot + biases[g] * activations.groupSums[g];
+  }
+  return sum;
+}
+
+// Unpacks every code of row `row` into `codes` [cols].
+void unpackRow(const QuantizedMatrix& weights, size_t row, uint8_t* codes) {
+  const uint8_t* packed = weights.packed + row * weights.packedRowBytes;
+  if (weights.bits == 4) {
+    unpackGroup<4>(packed, 0, weights.cols, codes);
   } else {
-    unpackGroup<8>(row, first, groupSize, q);
+    unpackGroup<8>(packed, 0, weights.cols, codes);
   }
 }
 
 void matVec(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const QuantizedActivations& x, float* y) {
-  constexpr size_t kMaxGroupSize = 128;
-  const size_t groupSize = size_t(weights.groupSize);
-  const size_t groups = weights.groupsPerRow;
-  const size_t blocksPerGroup = groupSize / kActivationBlock;
-
-  // The codes back in natural order, so the inner loop reads both operands in order.
   thread_local std::vector<int8_t> natural;
-  natural.resize(weights.cols);
-  for (size_t i = 0; i < weights.cols; i++) natural[i] = x.values[activationPosition(weights.bits, weights.cols, i)];
-
-  uint8_t codes[kMaxGroupSize];
+  thread_local std::vector<uint8_t> codes;
+  naturalOrder(&x, 1, weights.bits, weights.cols, natural);
+  codes.resize(weights.cols);
   for (size_t r = rowBegin; r < rowEnd; r++) {
-    const uint8_t* row = weights.packed + r * weights.packedRowBytes;
-    const float* scales = weights.scales + r * groups;
-    const float* biases = weights.biases + r * groups;
-    float sum = 0.0f;
-    for (size_t g = 0; g < groups; g++) {
-      unpackGroupOf(weights.bits, row, g * groupSize, groupSize, codes);
-      float groupDot = 0.0f;
-      for (size_t k = 0; k < blocksPerGroup; k++) {
-        const size_t first = g * groupSize + k * kActivationBlock;
-        int32_t dot = 0;
-        for (size_t i = 0; i < kActivationBlock; i++) dot += int32_t(codes[k * kActivationBlock + i]) * natural[first + i];
-        groupDot += x.blockScales[first / kActivationBlock] * float(dot);
-      }
-      sum += scales[g] * groupDot + biases[g] * x.groupSums[g];
-    }
-    y[r] = sum;
+    unpackRow(weights, r, codes.data());
+    y[r] = rowDot(weights, r, codes.data(), natural.data(), x);
   }
 }
 
-void matMul(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const QuantizedActivations* x,
-            size_t tokens, float* y, size_t ldy) {
-  for (size_t t = 0; t < tokens; t++) matVec(weights, rowBegin, rowEnd, x[t], y + t * ldy);
+// Each row is unpacked once and serves every token.
+void matMul(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const ActivationBatch& x, float* y,
+            size_t ldy) {
+  thread_local std::vector<int8_t> natural;
+  thread_local std::vector<uint8_t> codes;
+  naturalOrder(x.rows, x.tokens, weights.bits, weights.cols, natural);
+  codes.resize(weights.cols);
+  for (size_t r = rowBegin; r < rowEnd; r++) {
+    unpackRow(weights, r, codes.data());
+    for (size_t t = 0; t < x.tokens; t++) {
+      y[t * ldy + r] = rowDot(weights, r, codes.data(), natural.data() + t * weights.cols, x.rows[t]);
+    }
+  }
 }
 
 }  // namespace
 
 const Int8QuantKernels& portableInt8QuantKernels() {
-  static constexpr Int8QuantKernels kernels = {"portable", matVec, matMul};
+  static constexpr Int8QuantKernels kernels = {"portable", quantizeActivations, matVec, matMul};
   return kernels;
 }
 

@@ -84,20 +84,27 @@ struct ActivationBuffers {
   std::vector<float> blockScales;
   std::vector<float> groupSums;
   std::vector<float> groupOffsets;
+  std::vector<float> chunkScales;
+  std::vector<float> groupSumsByGroup;
+  std::vector<float> groupOffsetsByGroup;
   std::vector<QuantizedActivations> rows;
+  ActivationBatch batch;
 };
 
 // Quantizes the rows x [tokens, cols] for the weight's bit width and group size. The buffers are
 // the calling thread's, so the result is valid until the thread's next call.
-const QuantizedActivations* quantizeRows(const QuantizedMatrix& weights, const float* x, size_t tokens) {
+const ActivationBatch& quantizeRows(const Int8QuantKernels& kernels, const QuantizedMatrix& weights, const float* x,
+                                    size_t tokens) {
   thread_local ActivationBuffers buffers;
   const size_t cols = weights.cols;
   const size_t blocks = cols / kActivationBlock;
+  const size_t chunks = (blocks + 1) / 2;
   const size_t groups = weights.groupsPerRow;
   buffers.values.resize(tokens * cols);
   buffers.blockScales.resize(tokens * blocks);
   buffers.groupSums.resize(tokens * groups);
   buffers.groupOffsets.resize(tokens * groups);
+  buffers.chunkScales.resize(tokens * chunks * 8);
   buffers.rows.resize(tokens);
   for (size_t t = 0; t < tokens; t++) {
     QuantizedActivations& row = buffers.rows[t];
@@ -105,9 +112,25 @@ const QuantizedActivations* quantizeRows(const QuantizedMatrix& weights, const f
     row.blockScales = buffers.blockScales.data() + t * blocks;
     row.groupSums = buffers.groupSums.data() + t * groups;
     row.groupOffsets = buffers.groupOffsets.data() + t * groups;
-    quantizeActivations(x + t * cols, cols, weights.bits, size_t(weights.groupSize), row);
+    row.chunkScales = buffers.chunkScales.data() + t * chunks * 8;
+    kernels.quantize(x + t * cols, cols, weights.bits, size_t(weights.groupSize), row);
   }
-  return buffers.rows.data();
+
+  ActivationBatch& batch = buffers.batch;
+  batch.rows = buffers.rows.data();
+  batch.tokens = tokens;
+  batch.tokenStride = (tokens + 3) / 4 * 4;
+  buffers.groupSumsByGroup.assign(groups * batch.tokenStride, 0.0f);
+  buffers.groupOffsetsByGroup.assign(groups * batch.tokenStride, 0.0f);
+  for (size_t t = 0; t < tokens; t++) {
+    for (size_t g = 0; g < groups; g++) {
+      buffers.groupSumsByGroup[g * batch.tokenStride + t] = buffers.rows[t].groupSums[g];
+      buffers.groupOffsetsByGroup[g * batch.tokenStride + t] = buffers.rows[t].groupOffsets[g];
+    }
+  }
+  batch.groupSumsByGroup = buffers.groupSumsByGroup.data();
+  batch.groupOffsetsByGroup = buffers.groupOffsetsByGroup.data();
+  return batch;
 }
 
 }  // namespace
@@ -134,7 +157,7 @@ const QuantKernels& quantKernelsFor(const Kernels& kernels) {
 void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
                   size_t rowBegin, size_t rowEnd, const float* x, float* y) {
   if (weights.isQuantized && quantKernels.int8 != nullptr && hasInt8Path(weights.quantized.bits)) {
-    quantKernels.int8->matVec(weights.quantized, rowBegin, rowEnd, *quantizeRows(weights.quantized, x, 1), y);
+    quantKernels.int8->matVec(weights.quantized, rowBegin, rowEnd, *quantizeRows(*quantKernels.int8, weights.quantized, x, 1).rows, y);
   } else if (weights.isQuantized) {
     // Σ x per group costs `cols` additions per call, small next to the rows · cols products.
     const QuantizedMatrix& quantized = weights.quantized;
@@ -154,8 +177,8 @@ void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, cons
     return;
   }
   const QuantizedMatrix& quantized = weights.quantized;
-  if (quantKernels.int8 != nullptr && quantKernels.int8->matMul != nullptr && hasInt8Path(quantized.bits)) {
-    quantKernels.int8->matMul(quantized, rowBegin, rowEnd, quantizeRows(quantized, x, tokens), tokens, y, ldy);
+  if (quantKernels.int8 != nullptr && hasInt8MatMul(quantized.bits)) {
+    quantKernels.int8->matMul(quantized, rowBegin, rowEnd, quantizeRows(*quantKernels.int8, quantized, x, tokens), y, ldy);
     return;
   }
   const size_t cols = quantized.cols;

@@ -72,13 +72,30 @@ struct QuantizedActivations {
   float* blockScales = nullptr;   // [cols / kActivationBlock]
   float* groupSums = nullptr;     // [cols / groupSize] Σ x over each group, from the float x
   float* groupOffsets = nullptr;  // [cols / groupSize] 128 · Σ_b blockScales[b] · Σ codes of block b
+  // For 4 bits: [ceil(cols / 64)][8], each 64-element chunk's two block scales, the first in
+  // lanes 0-3 and the second in lanes 4-7 (a trailing lone block fills all 8 lanes).
+  float* chunkScales = nullptr;
+};
+
+// The activations of several tokens for the matrix-matrix kernels.
+struct ActivationBatch {
+  const QuantizedActivations* rows = nullptr;  // [tokens]
+  size_t tokens = 0;
+  // groupSums and groupOffsets transposed to [groups][tokenStride], so that consecutive tokens
+  // of a group are adjacent. tokenStride is `tokens` rounded up to a multiple of 4, and the
+  // padding is zero.
+  const float* groupSumsByGroup = nullptr;
+  const float* groupOffsetsByGroup = nullptr;
+  size_t tokenStride = 0;
 };
 
 // The position of element `index` of an activation row in the kernel layout for `bits`.
 size_t activationPosition(int bits, size_t cols, size_t index);
 
-// Whether the integer kernels handle this bit width (4 and 8). Others use float activations.
+// Whether the integer kernels handle this bit width in the matrix-vector product (4 and 8
+// bits) and in the matrix-matrix product (4 bits). Other cases use float activations.
 bool hasInt8Path(int bits);
+bool hasInt8MatMul(int bits);
 
 // Quantizes x [cols] into `out` in the kernel layout for `bits` (cols a multiple of groupSize).
 void quantizeActivations(const float* x, size_t cols, int bits, size_t groupSize, const QuantizedActivations& out);
@@ -87,15 +104,19 @@ void quantizeActivations(const float* x, size_t cols, int bits, size_t groupSize
 struct Int8QuantKernels {
   const char* name;  // the SIMD path: "portable" or "avx2"
 
+  // quantizeActivations() with the same codes and scales; only the float sums may differ in order.
+  void (*quantize)(const float* x, size_t cols, int bits, size_t groupSize, const QuantizedActivations& out);
+
   // y[r] = Σ_g scale[r, g] · Σ_{b in g} blockScales[b] · (q[r, b, :] · codes[b, :]) + bias[r, g] · groupSums[g]
   // for r in [rowBegin, rowEnd). The integer dot products are exact, so paths differ only in the
   // order of the float sums.
   void (*matVec)(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const QuantizedActivations& x,
                  float* y);
 
-  // y[t * ldy + r] for every token t, with x[t] the activations of token t.
-  void (*matMul)(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const QuantizedActivations* x,
-                 size_t tokens, float* y, size_t ldy);
+  // y[t * ldy + r] for every token t, with x.rows[t] the activations of token t, for bit widths
+  // where hasInt8MatMul().
+  void (*matMul)(const QuantizedMatrix& weights, size_t rowBegin, size_t rowEnd, const ActivationBatch& x, float* y,
+                 size_t ldy);
 };
 
 const Int8QuantKernels& portableInt8QuantKernels();
