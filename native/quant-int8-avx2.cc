@@ -194,8 +194,8 @@ inline __m128 reduceFour(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
 
 // Tokens per tile of the matrix-matrix kernel (a multiple of 4), and weight rows per tile. Each
 // unpacked weight vector serves kTileTokens tokens. The 32 accumulators exceed the 16 AVX2
-// registers, but on the AMD EPYC (Zen 3) of development 4 × 8 ran faster than 2 × 4, 3 × 4 and
-// 4 × 4 (single-thread 2560 × 960 × 128 tokens, 4-bit; a loaded machine, so an estimate).
+// registers, yet 4 × 8 ran faster than 2 × 4, 3 × 4 and 4 × 4 on an AMD EPYC (Zen 3). That was
+// one thread on 2560 × 960 weights and 128 tokens, on a loaded machine, so it is an estimate.
 constexpr size_t kTileTokens = 8;
 constexpr size_t kTileRows = 4;
 // Tokens whose activations stay in cache while every row of the range passes over them.

@@ -15,9 +15,9 @@ bool hasInt8Path(int bits) {
   return bits == 4 || bits == 8;
 }
 
-// 8-bit codes need the sign trick of quant-int8-avx2.cc, one more operation per 32 products,
-// which made the AVX2 integer tile slower than dequantizing to float32 and running the float
-// GEMM (about 0.67× on the development machine), so 8-bit prefill keeps float activations.
+// 8-bit prefill keeps float activations. Its codes need the sign trick of quant-int8-avx2.cc, one
+// more operation per 32 products, and that integer tile ran at about 0.67× the speed of
+// dequantizing to float32 plus the float GEMM (single thread, AMD EPYC Zen 3, an estimate).
 bool hasInt8MatMul(int bits) {
   return bits == 4;
 }
@@ -56,7 +56,8 @@ void quantizeActivations(const float* x, size_t cols, int bits, size_t groupSize
       // infinity or NaN gets the scale NaN, so the products become NaN instead of finite garbage.
       float inverse = finite && maxAbs > 0.0f ? 127.0f / maxAbs : 0.0f;
       if (!std::isfinite(inverse)) inverse = 0.0f;
-      const float scale = !finite ? std::nanf("") : inverse > 0.0f ? maxAbs / 127.0f : 0.0f;
+      float scale = inverse > 0.0f ? maxAbs / 127.0f : 0.0f;
+      if (!finite) scale = std::nanf("");
       int32_t codeSum = 0;
       for (size_t i = 0; i < kActivationBlock; i++) {
         // nearbyint rounds half to even, like the SIMD conversion in the default rounding mode.

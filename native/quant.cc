@@ -61,7 +61,7 @@ QuantKernels withInt8(const QuantKernels& base, const Int8QuantKernels& int8) {
   return kernels;
 }
 
-// Whether NESSO_MCP_QUANT_ACTIVATIONS asks for float32 activations. An unknown value is logged
+// Whether NESSO_MCP_QUANT_ACTIVATIONS requests float32 activations. An unknown value is logged
 // once and treated as the default, int8, like an unknown NESSO_MCP_SIMD.
 bool floatActivationsRequested() {
   const char* variable = std::getenv("NESSO_MCP_QUANT_ACTIVATIONS");

@@ -61,8 +61,8 @@ constexpr size_t kActivationBlock = 32;
 // blockScales[b] = max |x| / 127 over the block and codes round(x / blockScales[b]) in
 // [-127, 127], so x ≈ blockScales[b] · code.
 //
-// `values` is in the kernel layout of the weight's bit width, given by activationPosition():
-// natural order for 8 bits, and for 4 bits every 64 elements (two blocks) are stored as the 16
+// `values` is in the kernel layout of the weight's bit width, given by activationPosition(). For
+// 8 bits it is the natural order. For 4 bits every 64 elements (two blocks) are stored as the 16
 // even elements of block 0, the 16 even of block 1, the 16 odd of block 0, the 16 odd of block 1.
 // That matches the packing, where byte t holds element 2t in its low nibble and 2t + 1 in its
 // high nibble, so the kernels split nibbles without shuffling them back into order. A trailing

@@ -45,7 +45,7 @@ interface QuantizedX {
   scales: Float64Array;
 }
 
-/** The engine's activation quantizer in float32 arithmetic: codes round(x · 127 / max |x|). */
+/** Quantizes x as the engine does, in float32 arithmetic: codes round(x · 127 / max |x|). */
 function quantizeX(x: Float32Array): QuantizedX {
   const codes = new Int32Array(x.length);
   const scales = new Float64Array(x.length / block);
@@ -137,7 +137,7 @@ function expected(weights: Weights, x: Float32Array): Expected {
   return { y, magnitude, quantizationBound, exact, exactMagnitude };
 }
 
-/** The native matVec of one activation row, on `path`, with the integer kernels. */
+/** Runs the native matVec of one activation row on `path` with the default (int8) activations. */
 async function nativeMatVec(path: string, weights: Weights, x: Float32Array): Promise<Float32Array> {
   return withSimdPath(path, () =>
     testing.quantMatVec(weights.packed, weights.scales, weights.biases, weights.bits, weights.groupSize, weights.rows, weights.cols, x),
