@@ -1,7 +1,13 @@
 #include "quant.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <vector>
+
+#include "errors.h"
+#include "log.h"
 
 namespace nesso {
 
@@ -46,17 +52,113 @@ const QuantKernels* avx512QuantKernels() {
 }
 #endif
 
+namespace {
+
+// `base` with the integer kernels attached.
+QuantKernels withInt8(const QuantKernels& base, const Int8QuantKernels& int8) {
+  QuantKernels kernels = base;
+  kernels.int8 = &int8;
+  return kernels;
+}
+
+// Whether NESSO_MCP_QUANT_ACTIVATIONS requests float32 activations. An unknown value is logged
+// once and treated as the default, int8, like an unknown NESSO_MCP_SIMD.
+bool floatActivationsRequested() {
+  const char* variable = std::getenv("NESSO_MCP_QUANT_ACTIVATIONS");
+  const std::string value = variable == nullptr ? "" : variable;
+  if (value.empty() || value == "int8") return false;
+  if (value == "float") return true;
+  static std::mutex mutex;
+  static std::string lastWarned;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (value != lastWarned) {
+    lastWarned = value;
+    logMessage(LogLevel::Warn, concat("NESSO_MCP_QUANT_ACTIVATIONS=", value, " is not one of int8, float; using int8"));
+  }
+  return false;
+}
+
+// Per-thread storage of the quantized activations of one call.
+struct ActivationBuffers {
+  std::vector<int8_t> values;
+  std::vector<float> blockScales;
+  std::vector<float> groupSums;
+  std::vector<float> groupOffsets;
+  std::vector<float> chunkScales;
+  std::vector<float> groupSumsByGroup;
+  std::vector<float> groupOffsetsByGroup;
+  std::vector<QuantizedActivations> rows;
+  ActivationBatch batch;
+};
+
+// Quantizes the rows x [tokens, cols] for the weight's bit width and group size. The buffers are
+// the calling thread's, so the result is valid until the thread's next call.
+const ActivationBatch& quantizeRows(const Int8QuantKernels& kernels, const QuantizedMatrix& weights, const float* x,
+                                    size_t tokens) {
+  thread_local ActivationBuffers buffers;
+  const size_t cols = weights.cols;
+  const size_t blocks = cols / kActivationBlock;
+  const size_t chunks = (blocks + 1) / 2;
+  const size_t groups = weights.groupsPerRow;
+  buffers.values.resize(tokens * cols);
+  buffers.blockScales.resize(tokens * blocks);
+  buffers.groupSums.resize(tokens * groups);
+  buffers.groupOffsets.resize(tokens * groups);
+  buffers.chunkScales.resize(tokens * chunks * 8);
+  buffers.rows.resize(tokens);
+  for (size_t t = 0; t < tokens; t++) {
+    QuantizedActivations& row = buffers.rows[t];
+    row.values = buffers.values.data() + t * cols;
+    row.blockScales = buffers.blockScales.data() + t * blocks;
+    row.groupSums = buffers.groupSums.data() + t * groups;
+    row.groupOffsets = buffers.groupOffsets.data() + t * groups;
+    row.chunkScales = buffers.chunkScales.data() + t * chunks * 8;
+    kernels.quantize(x + t * cols, cols, weights.bits, size_t(weights.groupSize), row);
+  }
+
+  ActivationBatch& batch = buffers.batch;
+  batch.rows = buffers.rows.data();
+  batch.tokens = tokens;
+  batch.tokenStride = (tokens + 3) / 4 * 4;
+  buffers.groupSumsByGroup.assign(groups * batch.tokenStride, 0.0f);
+  buffers.groupOffsetsByGroup.assign(groups * batch.tokenStride, 0.0f);
+  for (size_t t = 0; t < tokens; t++) {
+    for (size_t g = 0; g < groups; g++) {
+      buffers.groupSumsByGroup[g * batch.tokenStride + t] = buffers.rows[t].groupSums[g];
+      buffers.groupOffsetsByGroup[g * batch.tokenStride + t] = buffers.rows[t].groupOffsets[g];
+    }
+  }
+  batch.groupSumsByGroup = buffers.groupSumsByGroup.data();
+  batch.groupOffsetsByGroup = buffers.groupOffsetsByGroup.data();
+  return batch;
+}
+
+}  // namespace
+
 const QuantKernels& quantKernelsFor(const Kernels& kernels) {
   const QuantKernels* chosen = nullptr;
   if (std::strcmp(kernels.name, "avx512") == 0) chosen = avx512QuantKernels();
   if (std::strcmp(kernels.name, "avx2") == 0) chosen = avx2QuantKernels();
   // TODO: a NEON variant; arm64 runs the portable quantized kernels for now.
-  return chosen != nullptr ? *chosen : portableQuantKernels();
+  const QuantKernels& floatKernels = chosen != nullptr ? *chosen : portableQuantKernels();
+  if (floatActivationsRequested()) return floatKernels;
+
+  // AVX-512 CPUs also run the AVX2 integer kernels.
+  if (chosen != nullptr && avx2Int8QuantKernels() != nullptr) {
+    static const QuantKernels avx2 = withInt8(*avx2QuantKernels(), *avx2Int8QuantKernels());
+    if (std::strcmp(chosen->name, "avx2") == 0) return avx2;
+    static const QuantKernels avx512 = withInt8(*avx512QuantKernels(), *avx2Int8QuantKernels());
+    return avx512;
+  }
+  static const QuantKernels portable = withInt8(portableQuantKernels(), portableInt8QuantKernels());
+  return portable;
 }
 
 void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
                   size_t rowBegin, size_t rowEnd, const float* x, float* y) {
-  if (weights.isQuantized) {
+  if (weights.isQuantized && quantKernels.int8 != nullptr && hasInt8Path(weights.quantized.bits)) {
+    quantKernels.int8->matVec(weights.quantized, rowBegin, rowEnd, *quantizeRows(*quantKernels.int8, weights.quantized, x, 1).rows, y);
+  } else if (weights.isQuantized) {
     // Σ x per group costs `cols` additions per call, small next to the rows · cols products.
     const QuantizedMatrix& quantized = weights.quantized;
     thread_local std::vector<float> groupSums;
@@ -75,6 +177,10 @@ void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, cons
     return;
   }
   const QuantizedMatrix& quantized = weights.quantized;
+  if (quantKernels.int8 != nullptr && hasInt8MatMul(quantized.bits)) {
+    quantKernels.int8->matMul(quantized, rowBegin, rowEnd, quantizeRows(*quantKernels.int8, quantized, x, tokens), y, ldy);
+    return;
+  }
   const size_t cols = quantized.cols;
   // The dequantized block [kMatMulRowBlock, cols], float32 and aligned, so the float kernel reads
   // it in place without converting it again.

@@ -9,6 +9,10 @@ import { NessoError } from "../../src/errors.js";
 import { createRandom, fillNormal } from "../fixtures/random.js";
 import { withSimdPath } from "./native-helpers.js";
 
+// These tests check the float-activation kernels at float32 rounding bounds; the default int8
+// activations of 4- and 8-bit weights are tested in quant-int8.test.ts.
+process.env.NESSO_MCP_QUANT_ACTIVATIONS = "float";
+
 const addon = loadNativeAddon();
 const { testing } = addon;
 

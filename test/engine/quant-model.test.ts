@@ -17,6 +17,10 @@ import { cloneCheckpoint, collect, makeTempDir } from "./helpers.js";
 import { argmax, maxAbs, maxAbsDifference } from "./native-helpers.js";
 import { cachedConversion, quantizedPair, quantSourceCheckpoint } from "./quant-fixtures.js";
 
+// These tests check the float-activation kernels at float32 rounding bounds; the default int8
+// activations of 4- and 8-bit weights are tested in quant-int8.test.ts.
+process.env.NESSO_MCP_QUANT_ACTIVATIONS = "float";
+
 const greedySteps = 16;
 /**
  * Bound on max |Δlogit| / max |logit| between a quantized checkpoint and its F32 dequantization.

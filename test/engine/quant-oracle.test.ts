@@ -18,6 +18,10 @@ import { makeTempDir } from "./helpers.js";
 import { argmax } from "./native-helpers.js";
 import { quantizedPair } from "./quant-fixtures.js";
 
+// These tests check the float-activation kernels at float32 rounding bounds; the default int8
+// activations of 4- and 8-bit weights are tested in quant-int8.test.ts.
+process.env.NESSO_MCP_QUANT_ACTIVATIONS = "float";
+
 const greedySteps = 16;
 /**
  * Bound on max |Δ log-softmax| / max |logit|. llama.cpp multiplies the dequantized F32 weights
