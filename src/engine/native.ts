@@ -2,6 +2,12 @@
 // stderr logger and maps its errors onto NessoError codes. No other file touches the addon
 // directly: the rest of the package uses the NativeAddon this file returns.
 //
+// The environment variable NESSO_MCP_ADDON names another addon file to load instead, for example
+// the portable-only build native/build-portable/Release/nesso_native.node that `npm test` checks.
+// A relative path resolves against the current directory. The variable is read once, at the first
+// load, and a missing or unloadable file is an error naming the variable and the path, with no
+// fallback to the default build.
+//
 // Native errors arrive as `Error("[CODE] operation: detail")`; the code becomes NessoError.code
 // and the rest becomes the message.
 
@@ -26,6 +32,9 @@ import type {
 const log = createLogger("native");
 
 const addonRelativePath = join("native", "build", "Release", "nesso_native.node");
+
+/** Environment variable that names an addon file to load in place of the default build. */
+export const addonPathVariable = "NESSO_MCP_ADDON";
 
 /** Codes the native side puts in its "[CODE] …" prefix. */
 const nativeErrorCodes: ReadonlySet<NessoErrorCode> = new Set<NessoErrorCode>([
@@ -184,12 +193,8 @@ function forwardLogLine(level: number, message: string): void {
 
 let loaded: NativeAddon | undefined;
 
-/**
- * Returns the native addon, loading it on first use and installing the log callback. Throws an
- * INTERNAL NessoError naming the paths it tried when the addon has not been built.
- */
-export function loadNativeAddon(): NativeAddon {
-  if (loaded) return loaded;
+/** Loads the addon that `npm run build:native` wrote, trying each candidate package root. */
+function requireDefaultAddon(): { raw: NativeAddon; path: string } {
   const candidates = addonCandidates();
   const path = candidates.find((candidate) => existsSync(candidate));
   if (path === undefined) {
@@ -199,9 +204,8 @@ export function loadNativeAddon(): NativeAddon {
     );
   }
 
-  let raw: NativeAddon;
   try {
-    raw = createRequire(import.meta.url)(path) as NativeAddon;
+    return { raw: createRequire(import.meta.url)(path) as NativeAddon, path };
   } catch (error) {
     throw new NessoError(
       "INTERNAL",
@@ -209,6 +213,45 @@ export function loadNativeAddon(): NativeAddon {
       { cause: error },
     );
   }
+}
+
+/** Loads the addon file that NESSO_MCP_ADDON names. */
+function requireOverrideAddon(setting: string): { raw: NativeAddon; path: string } {
+  const path = resolve(setting);
+  const fix = `point ${addonPathVariable} at a nesso_native.node built for this Node.js, or unset it to use the default build`;
+  if (!existsSync(path)) {
+    throw new NessoError("INVALID_ARGUMENT", `native addon not found: ${addonPathVariable}=${setting} names no file (${path}); ${fix}`);
+  }
+
+  let raw: NativeAddon;
+  try {
+    raw = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (error) {
+    throw new NessoError(
+      "INVALID_ARGUMENT",
+      `native addon ${path} from ${addonPathVariable} failed to load: ${(error as Error).message}; ${fix}`,
+      { cause: error },
+    );
+  }
+  if (typeof raw.loadModel !== "function" || typeof raw.simdPath !== "function" || typeof raw.setLogger !== "function") {
+    throw new NessoError(
+      "INVALID_ARGUMENT",
+      `native addon ${path} from ${addonPathVariable} is not nesso_native.node (it exports no loadModel, simdPath or setLogger); ${fix}`,
+    );
+  }
+  return { raw, path };
+}
+
+/**
+ * Returns the native addon, loading it on first use and installing the log callback. The file is
+ * the one NESSO_MCP_ADDON names, else the default build. Throws an INTERNAL NessoError naming the
+ * paths it tried when the default addon has not been built, and an INVALID_ARGUMENT NessoError
+ * naming the variable and the path when the NESSO_MCP_ADDON file is missing or fails to load.
+ */
+export function loadNativeAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const setting = process.env[addonPathVariable];
+  const { raw, path } = setting ? requireOverrideAddon(setting) : requireDefaultAddon();
   raw.setLogger(forwardLogLine);
 
   loaded = {
