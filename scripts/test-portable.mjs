@@ -28,6 +28,7 @@ const reportPath = join(root, "test-results-portable.json");
 const testFiles = [
   "test/engine/native-kernels.test.ts",
   "test/engine/quant-kernels.test.ts",
+  "test/engine/quant-int8.test.ts",
   "test/engine/native-forward.test.ts",
   "test/engine/native-sampler.test.ts",
   "test/engine/native-context.test.ts",

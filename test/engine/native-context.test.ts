@@ -2,10 +2,11 @@
 // dispose, and the event loop during a long prefill.
 
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DisposedError, NessoError } from "../../src/errors.js";
 import type { NativeModel } from "../../src/engine/native-api.js";
-import { loadNativeAddon } from "../../src/engine/native.js";
+import { addonPathVariable, loadNativeAddon } from "../../src/engine/native.js";
 import { cachedCheckpoint, tinyCheckpoint, tinyShape } from "../fixtures/checkpoint.js";
 import { maxAbs, maxAbsDifference, specFromDirectory } from "./native-helpers.js";
 
@@ -315,8 +316,11 @@ describe("native context", () => {
   });
 
   it("native classes cannot be constructed from JS", async () => {
-    // The wrappers in native.ts hide the native classes, so load the addon file itself.
-    const raw = createRequire(import.meta.url)("../../native/build/Release/nesso_native.node") as {
+    // The wrappers in native.ts hide the native classes, so load the addon file itself: the one
+    // NESSO_MCP_ADDON names (the portable-only build in `npm test`), else the default build.
+    const override = process.env[addonPathVariable];
+    const file = override ? resolve(override) : "../../native/build/Release/nesso_native.node";
+    const raw = createRequire(import.meta.url)(file) as {
       loadModel: (spec: unknown) => Promise<{ constructor: new (...args: unknown[]) => unknown; dispose(): void }>;
     };
     const rawModel = await raw.loadModel(specFromDirectory(tinyCheckpoint("F32")));
