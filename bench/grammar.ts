@@ -2,7 +2,8 @@
 // measures grammar compilation for the filesystem server's 14 tools, then decode speed with no
 // constraint and with an active required-mode tool-call grammar, alternating the two.
 //
-// Options: --runs N (default 5), --tokens N (decode tokens per run, default 64), --threads N.
+// Options: --runs N (default 5), --tokens N (decode tokens per run, default 64), --threads N,
+// --engine ts|native (token-mask engine; default: NESSO_MCP_GRAMMAR, else native when built).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +17,8 @@ import { ToolCallGrammar, Vocabulary } from "../src/tool-calling/grammar/index.j
 import { cachedCheckpoint, nessoShape } from "../test/fixtures/checkpoint.js";
 import { median } from "./measure.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" }, tokens: { type: "string", default: "64" }, threads: { type: "string" } } });
+const { values } = parseArgs({ options: { runs: { type: "string", default: "5" }, tokens: { type: "string", default: "64" }, threads: { type: "string" }, engine: { type: "string" } } });
+if (values.engine !== undefined) process.env.NESSO_MCP_GRAMMAR = values.engine;
 const runs = Number(values.runs);
 const decodeTokens = Number(values.tokens);
 
@@ -47,6 +49,7 @@ for (let i = 0; i < runs + 1; i++) {
   compileMs.push(performance.now() - start);
 }
 const grammar = ToolCallGrammar.compile({ tools, vocabulary });
+const engine = grammar.masker.engine;
 
 const prompt = chat.renderChat(
   [{ role: "user", content: "Elenca i file nella cartella corrente e leggi note.txt" }],
@@ -74,6 +77,7 @@ for (let run = 0; run < runs; run++) {
 
 const report = {
   tools: tools.length,
+  engine,
   compileFirstMs: Number(compileMs[0].toFixed(1)),
   compileWarmMedianMs: Number(median(compileMs.slice(1)).toFixed(1)),
   decodeUnconstrained: Number(median(free).toFixed(2)),

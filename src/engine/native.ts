@@ -15,11 +15,15 @@ import type {
   NativeAddon,
   NativeContext,
   NativeEvalResult,
+  NativeGrammarTables,
+  NativeGrammarTrie,
+  NativeGrammarVocabulary,
   NativeModel,
   NativeModelConfig,
   NativeModelSpec,
   NativeSamplerParams,
   NativeTesting,
+  NativeTokenMasker,
 } from "./native-api.js";
 
 const log = createLogger("native");
@@ -155,6 +159,29 @@ function mapTesting(raw: NativeTesting): NativeTesting {
   };
 }
 
+/** A NativeTokenMasker whose failures are NessoErrors. */
+class MappedTokenMasker implements NativeTokenMasker {
+  constructor(private readonly raw: NativeTokenMasker) {}
+
+  get stateCount(): number {
+    return this.raw.stateCount;
+  }
+
+  computeMask(stacks: Uint32Array, accepting: boolean, mask: Uint8Array): void {
+    callNative(() => this.raw.computeMask(stacks, accepting, mask));
+  }
+
+  dispose(): void {
+    callNative(() => this.raw.dispose());
+  }
+}
+
+/** The addon's exports as loaded: the token-mask classes are constructors there. */
+type RawNativeAddon = Omit<NativeAddon, "createGrammarVocabulary" | "createTokenMasker"> & {
+  GrammarVocabulary: new (trie: NativeGrammarTrie) => NativeGrammarVocabulary;
+  TokenMasker: new (grammar: NativeGrammarTables, vocabulary: NativeGrammarVocabulary, options?: { stateLimit?: number }) => NativeTokenMasker;
+};
+
 /** Candidate package roots: src/engine/ under tsx, dist/src/engine/ when compiled. */
 function addonCandidates(): string[] {
   const moduleDir = dirname(fileURLToPath(import.meta.url));
@@ -194,9 +221,9 @@ export function loadNativeAddon(): NativeAddon {
     );
   }
 
-  let raw: NativeAddon;
+  let raw: RawNativeAddon;
   try {
-    raw = createRequire(import.meta.url)(path) as NativeAddon;
+    raw = createRequire(import.meta.url)(path) as RawNativeAddon;
   } catch (error) {
     throw new NessoError(
       "INTERNAL",
@@ -213,6 +240,9 @@ export function loadNativeAddon(): NativeAddon {
     simdPath: () => raw.simdPath(),
     physicalCores: () => raw.physicalCores(),
     testing: mapTesting(raw.testing),
+    createGrammarVocabulary: (trie) => callNative(() => new raw.GrammarVocabulary(trie)),
+    createTokenMasker: (grammar, vocabulary, options) =>
+      new MappedTokenMasker(callNative(() => new raw.TokenMasker(grammar, vocabulary, options))),
   };
   log.debug(() => `loaded ${path} (${raw.simdPath()} kernels, ${raw.physicalCores()} physical cores)`);
   return loaded;
