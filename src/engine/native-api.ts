@@ -219,7 +219,7 @@ export interface NativeTokenMasker {
    * Synchronous.
    */
   computeMask(stacks: Uint32Array, accepting: boolean, mask: Uint8Array): void;
-  /** States interned now; the tables are dropped before a mask once this passes the state limit. */
+  /** States interned now by both recognizers; each drops its tables before a mask once past the state limit. */
   readonly stateCount: number;
   /** Frees the tables. Safe to call twice; computeMask then throws DISPOSED. */
   dispose(): void;
@@ -243,7 +243,9 @@ export interface NativeAddon {
   createGrammarVocabulary(trie: NativeGrammarTrie): NativeGrammarVocabulary;
   /**
    * Copies and validates a grammar for masks over `vocabulary`. stateLimit (default 32,768, about
-   * 36 MB of tables) bounds the interned states; see NativeTokenMasker.stateCount.
+   * 36 MB of tables) bounds the interned states of each of its two recognizers; see
+   * NativeTokenMasker.stateCount. It also keeps up to 16 cached context masks of vocabulary-size
+   * bytes (about 2 MB for Llama 3).
    */
   createTokenMasker(grammar: NativeGrammarTables, vocabulary: NativeGrammarVocabulary, options?: { stateLimit?: number }): NativeTokenMasker;
 }

@@ -92,9 +92,10 @@ export function encodeStateStacks(state: State): Uint32Array {
   return Uint32Array.from(values);
 }
 
-// A mask that misses the cache inside a JSON string visits nearly all of the ~275,000 trie nodes
-// of the Llama-3 vocabulary: about 7 ms with the TypeScript walk and about 1 ms natively on a
-// shared 2-core x86_64 machine (grammar-native.test.ts prints both).
+// A mask that misses the cache inside a JSON string walks nearly all of the ~275,000 trie nodes
+// of the Llama-3 vocabulary with the TypeScript engine (9 ms of CPU on a busy 2-core x86_64
+// machine). The native engine walks them once per string context (3.5 ms) and then needs about
+// 0.25 ms for another string of the same rule (grammar-native.test.ts prints the times).
 export class TokenMasker {
   readonly vocabulary: Vocabulary;
   readonly runtime: GrammarRuntime;
