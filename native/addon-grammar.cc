@@ -10,8 +10,8 @@ namespace {
 // Marks GrammarVocabulary objects so that TokenMasker can tell them from other objects.
 constexpr napi_type_tag kVocabularyTag = {0x6e6573736f2d6772ull, 0x616d6d61722d766full};
 
-// Default interned states before the tables are dropped; at most about 1.1 KB each (a 256-entry
-// transition table plus the stack set), so about 36 MB.
+// Default number of interned states before the tables are dropped. A state takes at most about
+// 1.1 KB (a 256-entry transition table plus the stack set), so this is about 36 MB.
 constexpr int64_t kDefaultStateLimit = 32768;
 constexpr int64_t kMaxStateLimit = 1 << 22;
 

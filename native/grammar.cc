@@ -26,6 +26,7 @@ void validateGrammarTables(const GrammarTables& grammar) {
          " entries but needs at least 2 (one rule plus the end marker)");
   }
   const size_t rules = grammar.ruleAltStart.size() - 1;
+
   if (elements > kMaxGrammarElements) {
     fail(ErrorCode::InvalidArgument, kValidateGrammar, ": the grammar has ", elements, " elements, above the limit of ",
          kMaxGrammarElements);
@@ -51,6 +52,7 @@ void validateGrammarTables(const GrammarTables& grammar) {
          grammar.elementValue.size(), ", ", grammar.elementMin.size(), " and ", grammar.elementMax.size(),
          " entries but elementKind has ", elements);
   }
+
   if (grammar.byteSets.size() % 32 != 0) {
     fail(ErrorCode::InvalidArgument, kValidateGrammar, ": byteSets length ", grammar.byteSets.size(),
          " is not a multiple of 32");
@@ -61,6 +63,7 @@ void validateGrammarTables(const GrammarTables& grammar) {
     while (e < elements && grammar.elementKind[e] != uint8_t(GrammarElementKind::End)) e++;
     if (e >= elements) fail(ErrorCode::InvalidArgument, kValidateGrammar, ": alternative ", a, " has no End element");
   }
+
   for (size_t e = 0; e < elements; e++) {
     const uint8_t kind = grammar.elementKind[e];
     const uint32_t value = grammar.elementValue[e];
@@ -141,7 +144,7 @@ GrammarMasker::GrammarMasker(GrammarTables grammar, std::shared_ptr<const TokenT
   walkTables_.resize(depth);
 
   // A rule is nullable when one of its alternatives has only Rule elements that can be skipped
-  // or are nullable themselves; iterate to the fixed point.
+  // or are nullable themselves. The loop runs until nothing changes.
   const size_t rules = grammar_.ruleAltStart.size() - 1;
   nullableRule_.assign(rules, 0);
   for (bool changed = true; changed;) {
@@ -297,9 +300,9 @@ uint32_t GrammarMasker::canonicalCount(uint32_t position, uint32_t count) const 
 }
 
 uint32_t GrammarMasker::cutLevel(const uint32_t* frames, uint32_t depth) const {
-  uint32_t kept = 1;
-  while (kept < depth && grammar_.elementMax[frames[size_t(kept) * 2]] > 1) kept++;
-  return kept;
+  uint32_t keptFrames = 1;
+  while (keptFrames < depth && grammar_.elementMax[frames[size_t(keptFrames) * 2]] > 1) keptFrames++;
+  return keptFrames;
 }
 
 uint32_t GrammarMasker::decodeState(const uint32_t* encoded, size_t length, bool accepting, bool cut,
@@ -329,8 +332,8 @@ uint32_t GrammarMasker::decodeState(const uint32_t* encoded, size_t length, bool
     }
     const uint32_t cutAt = cutLevel(encoded + at, depth);
     int32_t parent = -1;
-    const uint32_t kept = cut ? cutAt : depth;
-    for (uint32_t level = kept; level-- > 0;) {
+    const uint32_t keptFrames = cut ? cutAt : depth;
+    for (uint32_t level = keptFrames; level-- > 0;) {
       const uint32_t position = encoded[at + size_t(level) * 2];
       uint32_t count = encoded[at + size_t(level) * 2 + 1];
       const auto kind = GrammarElementKind(grammar_.elementKind[position]);

@@ -3,9 +3,9 @@
 //
 // It computes exactly what GrammarRuntime and TokenMasker.compute compute in
 // src/tool-calling/grammar/ (recognizer.ts, token-mask.ts), which stay the reference. The grammar
-// is the flat IR of ir.ts. A recognizer state is a set of stacks; the caller passes the stacks of
-// the state it wants a mask for (see GrammarMasker::computeMask), so a state the TS side holds
-// never dangles when this engine drops its tables to bound memory.
+// is the flat IR of ir.ts. A recognizer state is a set of stacks. The caller passes the stacks of
+// the state it wants a mask for (see GrammarMasker::computeMask), so a state the TS side keeps
+// stays valid when this engine drops its tables to bound memory.
 #pragma once
 
 #include <cstddef>
@@ -88,6 +88,8 @@ class GrammarMasker {
     std::vector<uint32_t> exits;
     uint64_t lastUse = 0;
   };
+  // Creates the context engine of `full`: the same grammar and trie with empty tables. The bool
+  // parameter only distinguishes this constructor from a copy constructor.
   GrammarMasker(const GrammarMasker& full, bool);
 
   struct Frame {

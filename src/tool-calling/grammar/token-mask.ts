@@ -17,7 +17,7 @@ import type { Vocabulary } from "./vocabulary.js";
 
 const log = createLogger("grammar");
 
-/** Which implementation computes masks on a cache miss. */
+/** The implementation that computes masks on a cache miss. */
 export type TokenMaskEngine = "ts" | "native";
 
 export interface TokenMaskerOptions {
