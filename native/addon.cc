@@ -1,10 +1,12 @@
-// Module entry point of nesso_native.node: loadModel, setLogger, simdPath, physicalCores, testing.
+// Module entry point of nesso_native.node: loadModel, setLogger, simdPath, physicalCores, testing,
+// and the token-mask classes GrammarVocabulary and TokenMasker.
 // The JS-side contract is src/engine/native-api.ts.
 
 #include <napi.h>
 
 #include "addon-context.h"
 #include "addon-data.h"
+#include "addon-grammar.h"
 #include "addon-model.h"
 #include "addon-testing.h"
 #include "cpu.h"
@@ -46,6 +48,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("simdPath", Napi::Function::New(env, simdPath, "simdPath"));
   exports.Set("physicalCores", Napi::Function::New(env, physicalCores, "physicalCores"));
   exports.Set("testing", createTestingObject(env));
+  exports.Set("GrammarVocabulary", GrammarVocabularyWrap::define(env));
+  exports.Set("TokenMasker", TokenMaskerWrap::define(env));
   return exports;
 }
 

@@ -184,6 +184,55 @@ export interface NativeTesting {
   quantDequantize(packed: Uint8Array, scales: Float32Array, biases: Float32Array, bits: number, groupSize: number, rows: number, cols: number): Float32Array;
 }
 
+/** The vocabulary byte trie of vocabulary.ts (VocabularyTrie) plus the mask length. */
+export interface NativeGrammarTrie {
+  /** Token ids per mask (the vocabulary size). */
+  size: number;
+  /** Length of the longest token byte string (the trie depth). */
+  maxTokenBytes: number;
+  nodeByte: Uint8Array;
+  subtreeEnd: Uint32Array;
+  tokenStart: Uint32Array;
+  tokenIds: Uint32Array;
+}
+
+/** A vocabulary trie copied into native memory once and shared by every NativeTokenMasker built on it. */
+export interface NativeGrammarVocabulary {
+  readonly size: number;
+  readonly nodeCount: number;
+}
+
+/** The typed arrays of a GrammarIR (ir.ts); ruleNames are not needed. */
+export interface NativeGrammarTables {
+  ruleAltStart: Uint32Array;
+  altElementStart: Uint32Array;
+  elementKind: Uint8Array;
+  elementValue: Uint32Array;
+  elementMin: Uint32Array;
+  elementMax: Uint32Array;
+  byteSets: Uint8Array;
+  root: number;
+}
+
+/**
+ * The native pushdown recognizer and trie walk of one grammar. It computes the same masks as
+ * TokenMasker.compute in src/tool-calling/grammar/token-mask.ts.
+ */
+export interface NativeTokenMasker {
+  /**
+   * Writes 1 into `mask` (length: the vocabulary size) for each token allowed next, 0 elsewhere.
+   * `stacks` encodes the recognizer state: the stack count, then per stack its depth d and d
+   * (element position, repetition count) pairs from the top frame down. Throws INVALID_ARGUMENT
+   * when the encoding does not fit the grammar, UNSUPPORTED when expansion exceeds its limits.
+   * Synchronous.
+   */
+  computeMask(stacks: Uint32Array, accepting: boolean, mask: Uint8Array): void;
+  /** States interned now by both recognizers; each drops its tables before a mask once past the state limit. */
+  readonly stateCount: number;
+  /** Frees the tables. Safe to call twice; computeMask then throws DISPOSED. */
+  dispose(): void;
+}
+
 export interface NativeAddon {
   loadModel(spec: NativeModelSpec): Promise<NativeModel>;
   /** Routes native log lines to JS (level 0 error .. 3 debug). Native code never prints. */
@@ -198,4 +247,13 @@ export interface NativeAddon {
   /** Physical core count as the addon detects it. */
   physicalCores(): number;
   testing: NativeTesting;
+  /** Copies and validates a vocabulary trie (INVALID_ARGUMENT names the first inconsistency). */
+  createGrammarVocabulary(trie: NativeGrammarTrie): NativeGrammarVocabulary;
+  /**
+   * Copies and validates a grammar for masks over `vocabulary`. stateLimit (default 32,768, about
+   * 36 MB of tables) bounds the interned states of each of its two recognizers; see
+   * NativeTokenMasker.stateCount. It also keeps up to 16 cached context masks of vocabulary-size
+   * bytes (about 2 MB for Llama 3).
+   */
+  createTokenMasker(grammar: NativeGrammarTables, vocabulary: NativeGrammarVocabulary, options?: { stateLimit?: number }): NativeTokenMasker;
 }

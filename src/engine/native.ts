@@ -22,11 +22,15 @@ import type {
   NativeAddon,
   NativeContext,
   NativeEvalResult,
+  NativeGrammarTables,
+  NativeGrammarTrie,
+  NativeGrammarVocabulary,
   NativeModel,
   NativeModelConfig,
   NativeModelSpec,
   NativeSamplerParams,
   NativeTesting,
+  NativeTokenMasker,
 } from "./native-api.js";
 
 const log = createLogger("native");
@@ -169,6 +173,29 @@ function mapTesting(raw: NativeTesting): NativeTesting {
   };
 }
 
+/** A NativeTokenMasker whose failures are NessoErrors. */
+class MappedTokenMasker implements NativeTokenMasker {
+  constructor(private readonly raw: NativeTokenMasker) {}
+
+  get stateCount(): number {
+    return this.raw.stateCount;
+  }
+
+  computeMask(stacks: Uint32Array, accepting: boolean, mask: Uint8Array): void {
+    callNative(() => this.raw.computeMask(stacks, accepting, mask));
+  }
+
+  dispose(): void {
+    callNative(() => this.raw.dispose());
+  }
+}
+
+/** The addon's exports as loaded: the token-mask classes are constructors there. */
+type RawNativeAddon = Omit<NativeAddon, "createGrammarVocabulary" | "createTokenMasker"> & {
+  GrammarVocabulary: new (trie: NativeGrammarTrie) => NativeGrammarVocabulary;
+  TokenMasker: new (grammar: NativeGrammarTables, vocabulary: NativeGrammarVocabulary, options?: { stateLimit?: number }) => NativeTokenMasker;
+};
+
 /** Candidate package roots: src/engine/ under tsx, dist/src/engine/ when compiled. */
 function addonCandidates(): string[] {
   const moduleDir = dirname(fileURLToPath(import.meta.url));
@@ -194,7 +221,7 @@ function forwardLogLine(level: number, message: string): void {
 let loaded: NativeAddon | undefined;
 
 /** Loads the addon that `npm run build:native` wrote, trying each candidate package root. */
-function requireDefaultAddon(): { raw: NativeAddon; path: string } {
+function requireDefaultAddon(): { raw: RawNativeAddon; path: string } {
   const candidates = addonCandidates();
   const path = candidates.find((candidate) => existsSync(candidate));
   if (path === undefined) {
@@ -205,7 +232,7 @@ function requireDefaultAddon(): { raw: NativeAddon; path: string } {
   }
 
   try {
-    return { raw: createRequire(import.meta.url)(path) as NativeAddon, path };
+    return { raw: createRequire(import.meta.url)(path) as RawNativeAddon, path };
   } catch (error) {
     throw new NessoError(
       "INTERNAL",
@@ -216,16 +243,16 @@ function requireDefaultAddon(): { raw: NativeAddon; path: string } {
 }
 
 /** Loads the addon file that NESSO_MCP_ADDON names. */
-function requireOverrideAddon(setting: string): { raw: NativeAddon; path: string } {
+function requireOverrideAddon(setting: string): { raw: RawNativeAddon; path: string } {
   const path = resolve(setting);
   const fix = `point ${addonPathVariable} at a nesso_native.node built for this Node.js, or unset it to use the default build`;
   if (!existsSync(path)) {
     throw new NessoError("INVALID_ARGUMENT", `native addon not found: ${addonPathVariable}=${setting} names no file (${path}); ${fix}`);
   }
 
-  let raw: NativeAddon;
+  let raw: RawNativeAddon;
   try {
-    raw = createRequire(import.meta.url)(path) as NativeAddon;
+    raw = createRequire(import.meta.url)(path) as RawNativeAddon;
   } catch (error) {
     throw new NessoError(
       "INVALID_ARGUMENT",
@@ -261,6 +288,9 @@ export function loadNativeAddon(): NativeAddon {
     simdPath: () => raw.simdPath(),
     physicalCores: () => raw.physicalCores(),
     testing: mapTesting(raw.testing),
+    createGrammarVocabulary: (trie) => callNative(() => new raw.GrammarVocabulary(trie)),
+    createTokenMasker: (grammar, vocabulary, options) =>
+      new MappedTokenMasker(callNative(() => new raw.TokenMasker(grammar, vocabulary, options))),
   };
   log.debug(() => `loaded ${path} (${raw.simdPath()} kernels, ${raw.physicalCores()} physical cores)`);
   return loaded;
