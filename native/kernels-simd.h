@@ -115,10 +115,10 @@ void simdToFloat(const uint8_t* source, Dtype dtype, size_t n, float* destinatio
 
 // ---- Prefill: a tile of tokens per pass over a block of weight rows -----------------------------
 
-// y[t * ldy + r] = w[r] · x[t] for R float32 rows and T tokens: R * T accumulators, so each loaded
-// weight vector serves T tokens and each token vector serves R rows.
-template <class S, int R, int T>
-inline void microKernel(const float* const* w, const float* const* x, size_t cols, float* y, size_t ldy) {
+// y[t * ldy + r] = w[r] · x[t] for R rows of dtype D and T tokens: R * T accumulators, so each
+// loaded weight vector serves T tokens and each token vector serves R rows.
+template <class S, Dtype D, int R, int T>
+inline void microKernel(const uint8_t* const* w, const float* const* x, size_t cols, float* y, size_t ldy) {
   using Vec = typename S::Vec;
   constexpr size_t W = S::kWidth;
   Vec acc[R][T];
@@ -130,57 +130,89 @@ inline void microKernel(const float* const* w, const float* const* x, size_t col
     Vec xv[T];
     for (int t = 0; t < T; t++) xv[t] = S::load(x[t] + k);
     for (int r = 0; r < R; r++) {
-      Vec wv = S::load(w[r] + k);
+      Vec wv = loadWeights<S, D>(w[r], k);
       for (int t = 0; t < T; t++) acc[r][t] = S::fma(wv, xv[t], acc[r][t]);
     }
   }
   for (int r = 0; r < R; r++) {
     for (int t = 0; t < T; t++) {
       float sum = S::reduce(acc[r][t]);
-      for (size_t tail = k; tail < cols; tail++) sum += w[r][tail] * x[t][tail];
+      for (size_t tail = k; tail < cols; tail++) sum += loadElement(w[r], int(D), tail) * x[t][tail];
       y[size_t(t) * ldy + size_t(r)] = sum;
     }
   }
 }
 
-// All rows of one float32 block against the tokens [tokenBegin, tokenBegin + T).
-template <class S, int T>
-inline void blockAgainstTokens(const float* const* blockRows, size_t rows, const float* x, size_t tokenBegin,
+// All rows of one block (dtype D) against the tokens [tokenBegin, tokenBegin + T).
+template <class S, Dtype D, int T>
+inline void blockAgainstTokens(const uint8_t* const* blockRows, size_t rows, const float* x, size_t tokenBegin,
                                size_t cols, float* y, size_t ldy, size_t rowOffset) {
   constexpr int R = 4;
   const float* tokens[T];
   for (int t = 0; t < T; t++) tokens[t] = x + (tokenBegin + size_t(t)) * cols;
   float* out = y + tokenBegin * ldy + rowOffset;
   size_t r = 0;
-  for (; r + R <= rows; r += R) microKernel<S, R, T>(blockRows + r, tokens, cols, out + r, ldy);
-  for (; r < rows; r++) microKernel<S, 1, T>(blockRows + r, tokens, cols, out + r, ldy);
+  for (; r + R <= rows; r += R) microKernel<S, D, R, T>(blockRows + r, tokens, cols, out + r, ldy);
+  for (; r < rows; r++) microKernel<S, D, 1, T>(blockRows + r, tokens, cols, out + r, ldy);
+}
+
+// The product for at most one tile of tokens with 16-bit weights read in place: each row is
+// converted in registers once, which beats a converted copy when no later tile reuses it (the
+// attention scores of a query-head group over an f16 KV cache).
+template <class S, Dtype D>
+void matMulFewTokens(const Matrix& weights, size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y,
+                     size_t ldy) {
+  constexpr int T = S::kTokenTile;
+  const size_t cols = weights.cols;
+  for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kMatMulRowBlock) {
+    const size_t rows = rowEnd - blockBegin < kMatMulRowBlock ? rowEnd - blockBegin : kMatMulRowBlock;
+    const uint8_t* blockRows[kMatMulRowBlock];
+    for (size_t r = 0; r < rows; r++) blockRows[r] = weights.data + (blockBegin + r) * weights.rowBytes;
+    if (tokens == size_t(T)) {
+      blockAgainstTokens<S, D, T>(blockRows, rows, x, 0, cols, y, ldy, blockBegin);
+    } else if (tokens == 3 && T > 3) {
+      blockAgainstTokens<S, D, 3>(blockRows, rows, x, 0, cols, y, ldy, blockBegin);
+    } else {
+      for (size_t t = 0; t < tokens; t++) blockAgainstTokens<S, D, 1>(blockRows, rows, x, t, cols, y, ldy, blockBegin);
+    }
+  }
 }
 
 template <class S>
 void simdMatMul(const Matrix& weights, size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y,
                 size_t ldy, float* scratch) {
   constexpr int T = S::kTokenTile;
+  if (tokens <= size_t(T) && weights.dtype == Dtype::F16) {
+    matMulFewTokens<S, Dtype::F16>(weights, rowBegin, rowEnd, x, tokens, y, ldy);
+    return;
+  }
+  if (tokens <= size_t(T) && weights.dtype == Dtype::BF16) {
+    matMulFewTokens<S, Dtype::BF16>(weights, rowBegin, rowEnd, x, tokens, y, ldy);
+    return;
+  }
   const size_t cols = weights.cols;
   for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kMatMulRowBlock) {
     size_t rows = rowEnd - blockBegin < kMatMulRowBlock ? rowEnd - blockBegin : kMatMulRowBlock;
 
     // Float32 view of the block: the weights themselves when they are float32 and 4-byte aligned
     // (MLX files may place a tensor at any byte offset), otherwise a converted copy in scratch.
-    const float* blockRows[kMatMulRowBlock];
+    const uint8_t* blockRows[kMatMulRowBlock];
     for (size_t r = 0; r < rows; r++) {
       const uint8_t* source = weights.data + (blockBegin + r) * weights.rowBytes;
       bool floatAligned = reinterpret_cast<uintptr_t>(source) % alignof(float) == 0;
       if (weights.dtype == Dtype::F32 && floatAligned) {
-        blockRows[r] = reinterpret_cast<const float*>(source);
+        blockRows[r] = source;
       } else {
         simdToFloat<S>(source, weights.dtype, cols, scratch + r * cols);
-        blockRows[r] = scratch + r * cols;
+        blockRows[r] = reinterpret_cast<const uint8_t*>(scratch + r * cols);
       }
     }
 
     size_t t = 0;
-    for (; t + T <= tokens; t += T) blockAgainstTokens<S, T>(blockRows, rows, x, t, cols, y, ldy, blockBegin);
-    for (; t < tokens; t++) blockAgainstTokens<S, 1>(blockRows, rows, x, t, cols, y, ldy, blockBegin);
+    for (; t + T <= tokens; t += T) {
+      blockAgainstTokens<S, Dtype::F32, T>(blockRows, rows, x, t, cols, y, ldy, blockBegin);
+    }
+    for (; t < tokens; t++) blockAgainstTokens<S, Dtype::F32, 1>(blockRows, rows, x, t, cols, y, ldy, blockBegin);
   }
 }
 

@@ -106,7 +106,7 @@ export interface NativeContext {
   readonly length: number;
   /**
    * Evaluates tokens at positions length..length+n-1 on a worker thread and keeps the logits of
-   * the last evaluated position. Prefill runs in chunks of `chunkSize` tokens (default 64) and the
+   * the last evaluated position. Prefill runs in chunks of `chunkSize` tokens (default 128) and the
    * cancel flag is checked before each chunk. Rejects (does not crash) when length + n > contextSize
    * (CONTEXT_FULL), when an id is outside [0, vocabSize) or chunkSize is not a positive integer, and
    * when another eval, saveState or loadState of this context is still running ("busy").
