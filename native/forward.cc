@@ -77,6 +77,9 @@ void project(Model& model, ForwardBuffers& buffers, const float* input, size_t t
              std::initializer_list<Projection> projections) {
   size_t totalRows = 0;
   for (const Projection& projection : projections) totalRows += projection.weights.rows();
+  // Quantized once here for every chunk, when the products take the integer path.
+  SharedActivations& shared = buffers.sharedActivations;
+  shared.prepare(model.quantKernels, projections.begin()->weights, input, tokens);
 
   model.pool.parallelFor(totalRows, kRowGrain, [&](size_t begin, size_t end, int thread) {
     size_t base = 0;
@@ -85,12 +88,13 @@ void project(Model& model, ForwardBuffers& buffers, const float* input, size_t t
       const size_t first = std::max(begin, base);
       const size_t last = std::min(end, base + rows);
       if (first < last) {
+        const ActivationBatch* prepared = shared.batchFor(projection.weights);
         if (tokens == 1) {
           linearMatVec(model.kernels, model.quantKernels, projection.weights, first - base, last - base, input,
-                       projection.out);
+                       projection.out, prepared);
         } else {
           linearMatMul(model.kernels, model.quantKernels, projection.weights, first - base, last - base, input, tokens,
-                       projection.out, projection.ld, buffers.matMulScratch[size_t(thread)].data());
+                       projection.out, projection.ld, buffers.matMulScratch[size_t(thread)].data(), prepared);
         }
       }
       base += rows;
@@ -107,15 +111,19 @@ void gatedProjection(Model& model, ForwardBuffers& buffers, const LayerWeights& 
   const float* input = buffers.normed.data();
   float* gate = buffers.gate.data();
   float* up = buffers.up.data();
+  SharedActivations& shared = buffers.sharedActivations;
+  shared.prepare(quantKernels, layer.gate, input, tokens);
 
   model.pool.parallelFor(ffnDim, kRowGrain, [&](size_t begin, size_t end, int thread) {
     if (tokens == 1) {
-      linearMatVec(kernels, quantKernels, layer.gate, begin, end, input, gate);
-      linearMatVec(kernels, quantKernels, layer.up, begin, end, input, up);
+      linearMatVec(kernels, quantKernels, layer.gate, begin, end, input, gate, shared.batchFor(layer.gate));
+      linearMatVec(kernels, quantKernels, layer.up, begin, end, input, up, shared.batchFor(layer.up));
     } else {
       float* scratch = buffers.matMulScratch[size_t(thread)].data();
-      linearMatMul(kernels, quantKernels, layer.gate, begin, end, input, tokens, gate, ffnDim, scratch);
-      linearMatMul(kernels, quantKernels, layer.up, begin, end, input, tokens, up, ffnDim, scratch);
+      linearMatMul(kernels, quantKernels, layer.gate, begin, end, input, tokens, gate, ffnDim, scratch,
+                   shared.batchFor(layer.gate));
+      linearMatMul(kernels, quantKernels, layer.up, begin, end, input, tokens, up, ffnDim, scratch,
+                   shared.batchFor(layer.up));
     }
     for (size_t t = 0; t < tokens; t++) {
       float* gateRow = gate + t * ffnDim;
@@ -245,8 +253,10 @@ void computeLogits(Model& model, ForwardBuffers& buffers, float* logits) {
   kernels.rmsNorm(buffers.residual.data() + (buffers.lastCount - 1) * dim, weights.finalNorm.data(), dim,
                   config.rmsNormEps, buffers.finalNormed.data());
   const float* finalNormed = buffers.finalNormed.data();
+  const ActivationBatch* prepared =
+      buffers.sharedActivations.prepare(model.quantKernels, weights.outputHead, finalNormed, 1);
   model.pool.parallelFor(size_t(config.vocabSize), kRowGrain, [&](size_t begin, size_t end, int thread) {
-    linearMatVec(kernels, model.quantKernels, weights.outputHead, begin, end, finalNormed, logits);
+    linearMatVec(kernels, model.quantKernels, weights.outputHead, begin, end, finalNormed, logits, prepared);
   });
   for (size_t id = size_t(config.tokenizerVocabSize); id < size_t(config.vocabSize); id++) logits[id] = -INFINITY;
 }

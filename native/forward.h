@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "activations.h"
 #include "kernels.h"
 #include "kv-cache.h"
 #include "model.h"
@@ -38,6 +39,7 @@ struct ForwardBuffers {
   std::vector<std::vector<float>> scores;         // per thread [group, contextSize] attention weights
   std::vector<std::vector<float>> scaledQueries;  // per thread [group, headDim]
   std::vector<std::vector<float>> matMulScratch;  // per thread [kMatMulRowBlock * widest input]
+  SharedActivations sharedActivations;            // the input of the current product, as int8
 
   void reserve(const ModelConfig& config, size_t tokens, int threads, size_t contextSize);
   AttentionScratch attentionScratch(int thread) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "activations.h"
 #include "errors.h"
 #include "log.h"
 
@@ -78,24 +79,10 @@ bool floatActivationsRequested() {
   return false;
 }
 
-// Per-thread storage of the quantized activations of one call.
-struct ActivationBuffers {
-  std::vector<int8_t> values;
-  std::vector<float> blockScales;
-  std::vector<float> groupSums;
-  std::vector<float> groupOffsets;
-  std::vector<float> chunkScales;
-  std::vector<float> groupSumsByGroup;
-  std::vector<float> groupOffsetsByGroup;
-  std::vector<QuantizedActivations> rows;
-  ActivationBatch batch;
-};
+}  // namespace
 
-// Quantizes the rows x [tokens, cols] for the weight's bit width and group size. The buffers are
-// the calling thread's, so the result is valid until the thread's next call.
 const ActivationBatch& quantizeRows(const Int8QuantKernels& kernels, const QuantizedMatrix& weights, const float* x,
-                                    size_t tokens) {
-  thread_local ActivationBuffers buffers;
+                                    size_t tokens, ActivationBuffers& buffers) {
   const size_t cols = weights.cols;
   const size_t blocks = cols / kActivationBlock;
   const size_t chunks = (blocks + 1) / 2;
@@ -133,6 +120,22 @@ const ActivationBatch& quantizeRows(const Int8QuantKernels& kernels, const Quant
   return batch;
 }
 
+namespace {
+
+// Whether the matrix-vector product (matrixProduct false) or the matrix-matrix product of
+// `weights` takes the integer kernels.
+bool takesInt8Path(const QuantKernels& quantKernels, const LinearWeights& weights, bool matrixProduct) {
+  if (!weights.isQuantized || quantKernels.int8 == nullptr) return false;
+  return matrixProduct ? hasInt8MatMul(weights.quantized.bits) : hasInt8Path(weights.quantized.bits);
+}
+
+// The calling thread's buffers for products that were not given prepared activations.
+const ActivationBatch& quantizeRowsLocally(const Int8QuantKernels& kernels, const QuantizedMatrix& weights,
+                                           const float* x, size_t tokens) {
+  thread_local ActivationBuffers buffers;
+  return quantizeRows(kernels, weights, x, tokens, buffers);
+}
+
 }  // namespace
 
 const QuantKernels& quantKernelsFor(const Kernels& kernels) {
@@ -154,10 +157,32 @@ const QuantKernels& quantKernelsFor(const Kernels& kernels) {
   return portable;
 }
 
+const ActivationBatch* SharedActivations::prepare(const QuantKernels& quantKernels, const LinearWeights& weights,
+                                                  const float* x, size_t tokens) {
+  prepared_ = nullptr;
+  // forward() multiplies one token with the matrix-vector product and more with the matrix one.
+  if (!takesInt8Path(quantKernels, weights, tokens > 1)) return nullptr;
+  const QuantizedMatrix& quantized = weights.quantized;
+  prepared_ = &quantizeRows(*quantKernels.int8, quantized, x, tokens, buffers_);
+  bits_ = quantized.bits;
+  groupSize_ = quantized.groupSize;
+  cols_ = quantized.cols;
+  return prepared_;
+}
+
+const ActivationBatch* SharedActivations::batchFor(const LinearWeights& weights) const {
+  if (prepared_ == nullptr || !weights.isQuantized) return nullptr;
+  const QuantizedMatrix& quantized = weights.quantized;
+  if (quantized.bits != bits_ || quantized.groupSize != groupSize_ || quantized.cols != cols_) return nullptr;
+  return prepared_;
+}
+
 void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
-                  size_t rowBegin, size_t rowEnd, const float* x, float* y) {
-  if (weights.isQuantized && quantKernels.int8 != nullptr && hasInt8Path(weights.quantized.bits)) {
-    quantKernels.int8->matVec(weights.quantized, rowBegin, rowEnd, *quantizeRows(*quantKernels.int8, weights.quantized, x, 1).rows, y);
+                  size_t rowBegin, size_t rowEnd, const float* x, float* y, const ActivationBatch* prepared) {
+  if (takesInt8Path(quantKernels, weights, false)) {
+    const ActivationBatch& batch =
+        prepared != nullptr ? *prepared : quantizeRowsLocally(*quantKernels.int8, weights.quantized, x, 1);
+    quantKernels.int8->matVec(weights.quantized, rowBegin, rowEnd, *batch.rows, y);
   } else if (weights.isQuantized) {
     // Σ x per group costs `cols` additions per call, small next to the rows · cols products.
     const QuantizedMatrix& quantized = weights.quantized;
@@ -171,14 +196,17 @@ void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, cons
 }
 
 void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
-                  size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch) {
+                  size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch,
+                  const ActivationBatch* prepared) {
   if (!weights.isQuantized) {
     kernels.matMul(weights.dense, rowBegin, rowEnd, x, tokens, y, ldy, scratch);
     return;
   }
   const QuantizedMatrix& quantized = weights.quantized;
-  if (quantKernels.int8 != nullptr && hasInt8MatMul(quantized.bits)) {
-    quantKernels.int8->matMul(quantized, rowBegin, rowEnd, quantizeRows(*quantKernels.int8, quantized, x, tokens), y, ldy);
+  if (takesInt8Path(quantKernels, weights, true)) {
+    const ActivationBatch& batch =
+        prepared != nullptr ? *prepared : quantizeRowsLocally(*quantKernels.int8, quantized, x, tokens);
+    quantKernels.int8->matMul(quantized, rowBegin, rowEnd, batch, y, ldy);
     return;
   }
   const size_t cols = quantized.cols;

@@ -151,16 +151,19 @@ const QuantKernels* avx512QuantKernels();
 // uses the integer kernels, "float" keeps float32 activations for every bit width.
 const QuantKernels& quantKernelsFor(const Kernels& kernels);
 
-// y[r] = W[r, :] · x over [rowBegin, rowEnd) for a float or quantized weight.
+// y[r] = W[r, :] · x over [rowBegin, rowEnd) for a float or quantized weight. `prepared` is x
+// already quantized for this weight (SharedActivations in activations.h) or null.
 void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
-                  size_t rowBegin, size_t rowEnd, const float* x, float* y);
+                  size_t rowBegin, size_t rowEnd, const float* x, float* y, const ActivationBatch* prepared = nullptr);
 
-// y[t * ldy + r] = W[r, :] · x[t, :] for every token t. A quantized weight is dequantized
-// kMatMulRowBlock rows at a time into a per-thread buffer and multiplied with the float kernel,
-// so each row is unpacked once per call whatever the token count. `scratch` is the float
-// kernel's kMatMulRowBlock * cols floats.
+// y[t * ldy + r] = W[r, :] · x[t, :] for every token t. A quantized weight on the integer path
+// multiplies int8 activations (`prepared`, or x quantized here when it is null); otherwise it is
+// dequantized kMatMulRowBlock rows at a time into a per-thread buffer and multiplied with the
+// float kernel, so each row is unpacked once per call whatever the token count. `scratch` is the
+// float kernel's kMatMulRowBlock * cols floats.
 void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
-                  size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch);
+                  size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch,
+                  const ActivationBatch* prepared = nullptr);
 
 // out[0, cols) = row `row` of the weight in float32 (the embedding gather).
 void linearRow(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights, size_t row,
