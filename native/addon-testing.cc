@@ -82,8 +82,8 @@ Napi::Value rope(const Napi::CallbackInfo& info) {
 }
 
 // attention(q [nHeads, headDim], k [nKvHeads, T, headDim], v [nKvHeads, T, headDim], nHeads, nKvHeads, headDim, T,
-//           kvType = "f32"): with kvType "f16", k and v are rounded to float16 first and attended in that form,
-// as a context with an f16 KV cache stores them.
+//           kvType = "f32"): with kvType "f16", k and v are rounded to float16 first (saturating at ±65504) and
+// attended in that form, as a context with an f16 KV cache stores them.
 Napi::Value attention(const Napi::CallbackInfo& info) {
   constexpr const char* operation = "testing.attention";
   size_t queryLength, keyLength, valueLength;
@@ -114,8 +114,8 @@ Napi::Value attention(const Napi::CallbackInfo& info) {
   const uint8_t* values = reinterpret_cast<const uint8_t*>(v);
   std::vector<uint16_t> halfKeys, halfValues;
   if (kvDtype == Dtype::F16) {
-    for (size_t i = 0; i < keyLength; i++) halfKeys.push_back(floatToF16Bits(k[i]));
-    for (size_t i = 0; i < valueLength; i++) halfValues.push_back(floatToF16Bits(v[i]));
+    for (size_t i = 0; i < keyLength; i++) halfKeys.push_back(floatToF16BitsSaturated(k[i]));
+    for (size_t i = 0; i < valueLength; i++) halfValues.push_back(floatToF16BitsSaturated(v[i]));
     keys = reinterpret_cast<const uint8_t*>(halfKeys.data());
     values = reinterpret_cast<const uint8_t*>(halfValues.data());
   }

@@ -70,6 +70,15 @@ static inline uint16_t floatToF16Bits(float value) {
   return uint16_t(sign | half);
 }
 
+// float32 to binary16 for the KV cache: values beyond ±65504 become ±65504 instead of infinity, so
+// one large activation does not turn every later attention score into NaN. NaN stays NaN.
+static inline uint16_t floatToF16BitsSaturated(float value) {
+  const float limit = 65504.0f;
+  if (value > limit) value = limit;
+  if (value < -limit) value = -limit;
+  return floatToF16Bits(value);
+}
+
 // Reads element i of a little-endian array of `dtype` (as a Dtype code) that may be unaligned.
 static inline float loadElement(const uint8_t* data, int dtypeCode, size_t i) {
   if (dtypeCode == 0) {

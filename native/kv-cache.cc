@@ -84,8 +84,8 @@ void KvCache::store(int layer, int head, size_t position, const float* key, cons
     return;
   }
   for (int i = 0; i < headDim_; i++) {
-    const uint16_t keyBits = floatToF16Bits(key[i]);
-    const uint16_t valueBits = floatToF16Bits(value[i]);
+    const uint16_t keyBits = floatToF16BitsSaturated(key[i]);
+    const uint16_t valueBits = floatToF16BitsSaturated(value[i]);
     std::memcpy(keyRow + 2 * size_t(i), &keyBits, 2);
     std::memcpy(valueRow + 2 * size_t(i), &valueBits, 2);
   }

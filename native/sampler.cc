@@ -95,7 +95,7 @@ int32_t sampleToken(const float* logits, size_t allowedVocabSize, const SamplerP
     if (nanCount > 0) {
       fail(ErrorCode::InvalidModel, "sample: ", nanCount, " of ", allowedVocabSize,
            " logits are NaN, so no token can be chosen; the checkpoint's weights contain NaN or infinite values "
-           "(re-download or re-convert the model)");
+           "or an activation overflowed (re-download or re-convert the model, or try kvCacheType \"f32\")");
     }
     fail(ErrorCode::InvalidArgument, "sample: no token is allowed (the mask forbids all ", allowedVocabSize,
          " ids or every allowed logit is -inf); allow at least one id");

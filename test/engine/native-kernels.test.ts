@@ -217,6 +217,19 @@ describe("native kernels", () => {
     expect(maxAbsDifference(half, exact)).toBeGreaterThan(0);
   });
 
+  it("attention over an f16 cache saturates keys and values beyond the float16 range", () => {
+    const [nHeads, nKvHeads, headDim, positions] = [3, 1, 8, 4];
+    const q = randomValues(nHeads * headDim, 7).map((x) => x * 1e-4);
+    const k = randomValues(nKvHeads * positions * headDim, 8).map((x) => x * 1e6);
+    const v = randomValues(nKvHeads * positions * headDim, 9).map((x) => x * 1e6);
+    const clamp = (values: Float32Array) => values.map((x) => Math.max(-65504, Math.min(65504, x)));
+
+    const half = testing.attention(q, k, v, nHeads, nKvHeads, headDim, positions, "f16");
+    expect(half.every((x) => Number.isFinite(x))).toBe(true);
+    const clamped = testing.attention(q, roundToDtype(clamp(k), "F16"), roundToDtype(clamp(v), "F16"), nHeads, nKvHeads, headDim, positions, "f32");
+    expect(maxAbsDifference(half, clamped)).toBeLessThanOrEqual(0.1);
+  });
+
   it("rope rotates pairs (i, i + headDim/2) when not traditional", () => {
     const out = testing.rope(Float32Array.of(1, 0, 0, 0), 1, 10000, false);
     const expected = [0.5403023, 0, 0.841471, 0];
