@@ -113,7 +113,7 @@ TokenMaskerWrap::TokenMaskerWrap(const Napi::CallbackInfo& info) : Napi::ObjectW
 
 Napi::Value TokenMaskerWrap::computeMask(const Napi::CallbackInfo& info) {
   constexpr const char* operation = "TokenMasker.computeMask";
-  if (!masker_) fail(ErrorCode::Disposed, operation, ": the masker was disposed");
+  if (!masker_) fail(ErrorCode::Disposed, "TokenMasker.computeMask()");
   Napi::Uint32Array stacks = requireTypedArray(info[0], napi_uint32_array, operation, "stacks").As<Napi::Uint32Array>();
   bool accepting = requireBoolean(info[1], operation, "accepting");
   Napi::Uint8Array mask = requireTypedArray(info[2], napi_uint8_array, operation, "mask").As<Napi::Uint8Array>();

@@ -90,7 +90,19 @@ const unusable: Array<{ name: string; schema: unknown; error: RegExp }> = [
     schema: { type: "date" },
     error: /unknown type "date"/,
   },
+  {
+    name: "object nesting 1,500 levels deep",
+    schema: nested(1500),
+    error: /nests deeper than 256 levels/,
+  },
 ];
+
+/** An object schema whose property "a" nests `levels` deep. */
+function nested(levels: number): unknown {
+  let schema: unknown = { type: "string" };
+  for (let i = 0; i < levels; i++) schema = { type: "object", properties: { a: schema }, required: ["a"] };
+  return schema;
+}
 
 describe("schemas that cannot be compiled", () => {
   for (const { name, schema, error } of unusable) {

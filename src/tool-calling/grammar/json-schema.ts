@@ -32,6 +32,9 @@ export interface DroppedKeyword {
 }
 
 /** Raised when a schema cannot be compiled at all (invalid `$ref`, unsatisfiable, not a schema). */
+/** Deepest nesting of subschemas the compiler follows before it gives up on a schema. */
+export const maxSchemaDepth = 256;
+
 export class SchemaCompileError extends NessoError {
   readonly path: string;
 
@@ -108,6 +111,8 @@ export class JsonSchemaCompiler {
   readonly dropped: DroppedKeyword[] = [];
   private readonly refRules = new Map<unknown, Map<string, number>>();
   private readonly schemaRules = new Map<unknown, Map<unknown, number>>();
+  /** Schemas being compiled, outermost first: the nesting depth of the current one. */
+  private depth = 0;
 
   constructor(builder: GrammarBuilder, options: JsonGrammarOptions = {}) {
     this.builder = builder;
@@ -132,9 +137,19 @@ export class JsonSchemaCompiler {
     }
     const known = bySchema.get(schema);
     if (known !== undefined) return known;
-    const rule = this.compileObject(schema, document, path);
-    bySchema.set(schema, rule);
-    return rule;
+    // Each level costs several stack frames, so a schema nested thousands deep would overflow
+    // the stack; real tool schemas nest a few levels.
+    if (this.depth >= maxSchemaDepth) {
+      throw new SchemaCompileError(path, `the schema nests deeper than ${maxSchemaDepth} levels`);
+    }
+    this.depth++;
+    try {
+      const rule = this.compileObject(schema, document, path);
+      bySchema.set(schema, rule);
+      return rule;
+    } finally {
+      this.depth--;
+    }
   }
 
   private drop(path: string, keyword: string, reason: string): void {
