@@ -9,16 +9,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { EngineChatModel, Model } from "../src/engine/index.js";
 import { readModelJson } from "../src/engine/tokenizer.js";
 import { ToolCallGrammar, Vocabulary } from "../src/tool-calling/grammar/index.js";
 import { cachedCheckpoint, nessoShape } from "../test/fixtures/checkpoint.js";
-import { median } from "./measure.js";
+import { median, parseBenchArgs } from "./measure.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" }, tokens: { type: "string", default: "64" }, threads: { type: "string" }, engine: { type: "string" } } });
+const { values } = parseBenchArgs(
+  { runs: { type: "string", default: "5" }, tokens: { type: "string", default: "64" }, threads: { type: "string" }, engine: { type: "string" } },
+  "Usage: npm run bench:grammar -- [--runs 5] [--tokens 64] [--threads N] [--engine native|ts]",
+);
 if (values.engine !== undefined) process.env.NESSO_MCP_GRAMMAR = values.engine;
 const runs = Number(values.runs);
 const decodeTokens = Number(values.tokens);

@@ -22,13 +22,12 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { loadNativeAddon } from "../src/engine/native.js";
 import { cachedCheckpoint, fixtureCacheDir, nessoShape } from "../test/fixtures/checkpoint.js";
 import { cachedConversion } from "../test/engine/quant-fixtures.js";
 import type { FixtureDtype } from "../test/fixtures/dtype.js";
 import { writeGguf } from "../test/oracle/gguf.js";
-import { median, parseLengths, type EngineReport } from "./measure.js";
+import { median, parseBenchArgs, parseLengths, type EngineReport } from "./measure.js";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -55,8 +54,18 @@ const presets: Record<string, Preset> = {
   "nesso-q4": { fixture: "nesso-bf16-s1", dtype: "BF16", seed: 1, ggufTensorType: "Q4_0", quantize: { bits: 4, groupSize: 64 } },
 };
 
-const { values } = parseArgs({
-  options: {
+const usage = `Usage: npm run bench -- [options]
+
+  --preset NAME     ${Object.keys(presets).join(", ")} (default nesso-bf16)
+  --runs N          timed runs per engine (default 3); medians are reported
+  --prefill LIST    prompt lengths evaluated from an empty cache (default 512,2048)
+  --decode N        tokens generated with the first prompt cached (default 128)
+  --threads N       compute threads for both engines (default: physical cores)
+  --no-compare      measure only nesso-mcp (default: also llama.cpp)
+  --json FILE       also write the reports as JSON`;
+
+const { values } = parseBenchArgs(
+  {
     preset: { type: "string", default: "nesso-bf16" },
     runs: { type: "string", default: "3" },
     prefill: { type: "string", default: "512,2048" },
@@ -66,7 +75,8 @@ const { values } = parseArgs({
     "no-compare": { type: "boolean", default: false },
     json: { type: "string" },
   },
-});
+  usage,
+);
 
 function positiveInteger(name: string, text: string | undefined): number {
   const value = Number(text);
@@ -89,6 +99,13 @@ if (prefill === null) {
   process.exit(2);
 }
 const decode = positiveInteger("decode", values.decode);
+// The fixtures' config.json sets max_position_embeddings to 4,096, as Nesso's does; the engines
+// need room for the prompt, the decoded tokens and 8 spare positions.
+const maxPositions = 4096;
+if (Math.max(...prefill) + decode + 8 > maxPositions) {
+  process.stderr.write(`bench: --prefill ${Math.max(...prefill)} plus --decode ${decode} exceeds the model's ${maxPositions} positions; use shorter prompts or fewer tokens\n`);
+  process.exit(2);
+}
 const threads = values.threads === undefined ? loadNativeAddon().physicalCores() : positiveInteger("threads", values.threads);
 
 /** Runs bench/engine-run.ts for one timed run in a child process and parses its one-line JSON report. */

@@ -1,4 +1,7 @@
-// Shared shapes of benchmark measurements and the statistics over repeated runs.
+// Shared shapes of benchmark measurements, the statistics over repeated runs and the command-line
+// parsing of the benchmark scripts.
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** One timed run of one engine. */
 export interface RunTiming {
@@ -55,4 +58,21 @@ export function benchmarkPrompt(length: number, seed = 1): number[] {
 /** Peak RSS of this process in MiB (resourceUsage reports kilobytes on Linux and macOS). */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
+}
+
+/**
+ * Parses a benchmark script's options. `--help` prints `usage` and exits with status 0; an unknown
+ * option or a missing value prints the problem and `usage` to stderr and exits with status 2.
+ */
+export function parseBenchArgs<T extends NonNullable<ParseArgsConfig["options"]>>(options: T, usage: string) {
+  if (process.argv.slice(2).some((arg) => arg === "--help" || arg === "-h")) {
+    process.stdout.write(usage.endsWith("\n") ? usage : usage + "\n");
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ options, strict: true, allowPositionals: false });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage}${usage.endsWith("\n") ? "" : "\n"}`);
+    process.exit(2);
+  }
 }

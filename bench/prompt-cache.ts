@@ -16,7 +16,6 @@ import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { EngineChatModel } from "../src/engine/chat-model.js";
@@ -27,7 +26,7 @@ import type { ChatMessage, ChatToolDefinition, FinishRecord } from "../src/engin
 import type { RegisteredTool } from "../src/host/types.js";
 import { toChatToolDefinitions } from "../src/tool-calling/tool-definitions.js";
 import { cachedCheckpoint, nessoShape } from "../test/fixtures/checkpoint.js";
-import { median } from "./measure.js";
+import { median, parseBenchArgs } from "./measure.js";
 
 const scriptPath = fileURLToPath(import.meta.url);
 const filesystemServer = fileURLToPath(new URL("../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js", import.meta.url));
@@ -62,15 +61,16 @@ interface ChildReport {
   cacheFileBytes?: number;
 }
 
-const { values } = parseArgs({
-  options: {
+const { values } = parseBenchArgs(
+  {
     runs: { type: "string", default: "3" },
     threads: { type: "string" },
     json: { type: "string" },
     child: { type: "string" },
     scenario: { type: "string" },
   },
-});
+  "Usage: npm run bench:prompt-cache -- [--runs 3] [--threads N] [--json FILE]",
+);
 
 function messagesFor(user: string): ChatMessage[] {
   return [

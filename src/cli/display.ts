@@ -57,3 +57,8 @@ export function createRunDisplay(stdout: NodeJS.WritableStream = process.stdout,
     finish: closeAnswer,
   };
 }
+
+/** "1 tool", "2 tools": a count with its noun in the right number (English plural in -s). */
+export function countOf(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}

@@ -6,6 +6,7 @@ import { readModelJson } from "../engine/tokenizer.js";
 import { resolveModelReference } from "../hub/index.js";
 import { Host, loadConfig } from "../host/index.js";
 import { toChatToolDefinition } from "../tool-calling/tool-definitions.js";
+import { countOf } from "./display.js";
 import { formatJinjaJson } from "./jinja-json.js";
 import { commonOptions, commonOptionsHelp, hostOptions, hostOptionsHelp, parseCommand } from "./options.js";
 
@@ -137,7 +138,7 @@ async function checkServers(configPath: string | undefined, tokenizer: TextToken
     const statuses = await host.start();
     for (const status of statuses) {
       if (status.state === "ready") {
-        checks.push({ verdict: "ok", name: `server ${status.name}`, detail: `${status.toolCount} tools over ${status.transport}` });
+        checks.push({ verdict: "ok", name: `server ${status.name}`, detail: `${countOf(status.toolCount, "tool")} over ${status.transport}` });
       } else if (status.state === "disabled") {
         checks.push({ verdict: "ok", name: `server ${status.name}`, detail: "disabled in mcp.json" });
       } else {
@@ -151,7 +152,7 @@ async function checkServers(configPath: string | undefined, tokenizer: TextToken
     checks.push({
       verdict,
       name: "tool schemas",
-      detail: `${total} tokens for ${host.listTools().length} tools, ${((100 * total) / window).toFixed(0)}% of a ${window}-token window`,
+      detail: `${total} tokens for ${countOf(host.listTools().length, "tool")}, ${((100 * total) / window).toFixed(0)}% of a ${window}-token window`,
       fix: "the agent selects the most relevant tools per request; use includeTools/excludeTools in mcp.json to offer fewer",
     });
   } finally {

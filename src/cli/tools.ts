@@ -4,6 +4,7 @@
 import { TextTokenizer } from "../engine/index.js";
 import { resolveModelReference } from "../hub/index.js";
 import { toChatToolDefinition } from "../tool-calling/tool-definitions.js";
+import { countOf } from "./display.js";
 import { createLogger } from "../logger.js";
 import { commonOptions, commonOptionsHelp, hostOptions, hostOptionsHelp, parseCommand } from "./options.js";
 import { startHost } from "./start-host.js";
@@ -55,7 +56,7 @@ export async function toolsCommand(argv: string[]): Promise<number> {
     }
 
     for (const status of statuses) {
-      const state = status.state === "ready" ? `${status.toolCount} tools` : status.state;
+      const state = status.state === "ready" ? countOf(status.toolCount, "tool") : status.state;
       process.stdout.write(`${status.name} (${status.transport}): ${state}${status.error ? ` — ${status.error.split("\n")[0]}` : ""}\n`);
       for (const row of rows.filter((candidate) => candidate.server === status.name)) {
         process.stdout.write(`  ${row.name.padEnd(32)} ${String(row.tokens).padStart(6)} tokens${row.readOnly ? "  read-only" : ""}\n`);
@@ -63,7 +64,7 @@ export async function toolsCommand(argv: string[]): Promise<number> {
     }
     const share = ((100 * total) / contextSize).toFixed(1);
     const note = countTokens.kind === "estimate" ? " (estimated as characters / 4: model not found)" : "";
-    process.stdout.write(`\n${rows.length} tools, ${total} tokens of schemas = ${share}% of the ${contextSize}-token window${note}\n`);
+    process.stdout.write(`\n${countOf(rows.length, "tool")}, ${total} tokens of schemas = ${share}% of the ${contextSize}-token window${note}\n`);
     if (total > contextSize / 2) {
       process.stdout.write("The agent offers each request only the most relevant tools that fit its budget.\n");
     }
