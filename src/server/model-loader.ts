@@ -91,7 +91,12 @@ async function describeWeights(dir: string): Promise<string> {
   }
   const dtype = json.torch_dtype ?? json.dtype;
   const storage = typeof dtype === "string" ? dtype : "unknown";
-  // Model.load accepted this config.json already, so resolving it again cannot fail.
-  const quantization = resolveModelConfig(json).quantization;
+  let quantization;
+  try {
+    quantization = resolveModelConfig(json).quantization;
+  } catch {
+    // Model.load accepted the file moments ago; a file replaced since then is only described.
+    return `unknown (${storage} weights)`;
+  }
   return quantization === null ? `none (${storage} weights)` : `${describeQuantization(quantization)}, unquantized tensors ${storage}`;
 }
