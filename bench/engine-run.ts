@@ -37,6 +37,30 @@ const contextSize = Math.max(...prefillLengths, warmUpTokens) + decodeTokens + 8
 const prompts = prefillLengths.map((length) => benchmarkPrompt(length));
 const decodePrompt = prompts[0];
 
+/**
+ * Runs the warm-up, then `runs` timed runs of one engine's prefill and decode functions (both
+ * return milliseconds). `unevaluated` is how many prompt tokens the prefill leaves to decode.
+ */
+async function timeRuns(
+  prefill: (prompt: number[]) => Promise<number>,
+  decode: (prompt: number[], count: number) => Promise<number>,
+  unevaluated: number,
+): Promise<RunTiming[]> {
+  const warmUp = benchmarkPrompt(warmUpTokens);
+  await prefill(warmUp);
+  await decode(warmUp, 4);
+
+  const timings: RunTiming[] = [];
+  for (let run = 0; run < runs; run++) {
+    const prefillRates: number[] = [];
+    for (const prompt of prompts) prefillRates.push(((prompt.length - unevaluated) * 1000) / (await prefill(prompt)));
+    await prefill(decodePrompt);
+    const decodeMs = await decode(decodePrompt, decodeTokens);
+    timings.push({ prefillTokensPerSecond: prefillRates, decodeTokensPerSecond: (decodeTokens * 1000) / decodeMs });
+  }
+  return timings;
+}
+
 /** Measures nesso-mcp's engine: a warm-up, then `runs` timed runs. */
 async function measureNesso(): Promise<EngineReport> {
   const loadStart = performance.now();
@@ -68,18 +92,8 @@ async function measureNesso(): Promise<EngineReport> {
     return performance.now() - start;
   }
 
-  const warmUp = benchmarkPrompt(warmUpTokens);
-  await prefill(warmUp);
-  await decode(warmUp, 4);
-
-  const timings: RunTiming[] = [];
-  for (let run = 0; run < runs; run++) {
-    const prefillRates: number[] = [];
-    for (const prompt of prompts) prefillRates.push((prompt.length * 1000) / (await prefill(prompt)));
-    await prefill(decodePrompt);
-    const decodeMs = await decode(decodePrompt, decodeTokens);
-    timings.push({ prefillTokensPerSecond: prefillRates, decodeTokensPerSecond: (decodeTokens * 1000) / decodeMs });
-  }
+  // nesso-mcp evaluates the whole prompt in the prefill.
+  const timings = await timeRuns(prefill, decode, 0);
   const details = { simd: loadNativeAddon().simdPath(), kvCache: "F16" };
   model.dispose();
   return { engine: "nesso-mcp", model: modelPath, threads: model.threads, prefillTokens: prefillLengths!, decodeTokens, loadMs, runs: timings, peakRssMiB: peakRssMiB(), details };
@@ -110,19 +124,8 @@ async function measureLlamaCpp(): Promise<EngineReport> {
     return performance.now() - start;
   }
 
-  const warmUp = benchmarkPrompt(warmUpTokens);
-  await prefill(warmUp);
-  await decode(warmUp, 4);
-
-  const timings: RunTiming[] = [];
-  for (let run = 0; run < runs; run++) {
-    // The prefill evaluates length - 1 tokens; the last one is the first decode step.
-    const prefillRates: number[] = [];
-    for (const prompt of prompts) prefillRates.push(((prompt.length - 1) * 1000) / (await prefill(prompt)));
-    await prefill(decodePrompt);
-    const decodeMs = await decode(decodePrompt, decodeTokens);
-    timings.push({ prefillTokensPerSecond: prefillRates, decodeTokensPerSecond: (decodeTokens * 1000) / decodeMs });
-  }
+  // The prefill evaluates length - 1 tokens; the last one is the first decode step.
+  const timings = await timeRuns(prefill, decode, 1);
   const details = { kvCache: "F16 (llama.cpp default)", flashAttention: "auto", batchSize: Math.max(...prefillLengths!) };
   await llama.dispose();
   await disposeCpuLlama();
