@@ -1,6 +1,6 @@
 // Activations quantized to int8 once per parallel product and read by every thread, so the
 // chunks of one product do not each quantize the same input again. Included by quant.cc and
-// forward.h only, never by the SIMD files, because it holds standard containers.
+// forward.h only, never by the SIMD files, because it contains standard containers.
 #pragma once
 
 #include <cstddef>
@@ -30,8 +30,8 @@ const ActivationBatch& quantizeRows(const Int8QuantKernels& kernels, const Quant
 // One input quantized for the integer kernels, shared by the threads of a parallel product.
 class SharedActivations {
  public:
-  // Quantizes x [tokens, cols] when `weights` takes the integer path for this token count, and
-  // returns the batch; returns null (and keeps nothing) when the float path applies.
+  // Quantizes x [tokens, cols] and returns the batch when `weights` takes the integer path for
+  // this token count. Returns null and keeps nothing when the float path applies.
   const ActivationBatch* prepare(const QuantKernels& quantKernels, const LinearWeights& weights, const float* x,
                                  size_t tokens);
 

@@ -27,7 +27,7 @@ inline typename S::Vec loadWeights(const uint8_t* row, size_t k) {
 
 // ---- Decode: one token, each weight row streamed once ------------------------------------------
 
-// How far ahead of the rows being read the decode kernel asks for weights. The R rows of one step
+// How far ahead of the rows being read the decode kernel prefetches weights. The R rows of one step
 // are adjacent in memory, so the kernel walks one contiguous region; the hardware prefetchers
 // lose track at each new group of rows and left alone reach about half the machine's read
 // bandwidth. 8 KiB measured best on an AVX2 Zen core (4 KiB and 32 KiB were slower).
@@ -156,9 +156,9 @@ inline void blockAgainstTokens(const uint8_t* const* blockRows, size_t rows, con
   for (; r < rows; r++) microKernel<S, D, 1, T>(blockRows + r, tokens, cols, out + r, ldy);
 }
 
-// The product for at most one tile of tokens with 16-bit weights read in place: each row is
-// converted in registers once, which beats a converted copy when no later tile reuses it (the
-// attention scores of a query-head group over an f16 KV cache).
+// The product for at most one tile of tokens with 16-bit weights read in place. Each row is
+// converted in registers once, which beats a converted copy because no later tile reuses it. The
+// main caller is attention: the scores of a query-head group over an f16 KV cache.
 template <class S, Dtype D>
 void matMulFewTokens(const Matrix& weights, size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y,
                      size_t ldy) {

@@ -17,7 +17,7 @@
 
 constexpr size_t kMaxGroupSize = 128;
 
-// How far ahead of the packed codes being read the decode kernel asks for more. As in the dense
+// How far ahead of the packed codes being read the decode kernel prefetches more. As in the dense
 // kernels, the hardware prefetchers alone leave about half the read bandwidth unused.
 constexpr size_t kQuantPrefetchDistance = 8192;
 

@@ -64,7 +64,7 @@ constexpr size_t kActivationBlock = 32;
 // `values` is in the kernel layout of the weight's bit width, given by activationPosition(). For
 // 8 bits it is the natural order. For 4 bits every 64 elements (two blocks) are stored as the 16
 // even elements of block 0, the 16 even of block 1, the 16 odd of block 0, the 16 odd of block 1.
-// That matches the packing, where byte t holds element 2t in its low nibble and 2t + 1 in its
+// That matches the packing, where byte t contains element 2t in its low nibble and 2t + 1 in its
 // high nibble, so the kernels split nibbles without shuffling them back into order. A trailing
 // lone block (cols / 32 odd) is stored as its 16 even then its 16 odd elements.
 struct QuantizedActivations {
@@ -147,8 +147,8 @@ const QuantKernels* avx512QuantKernels();
 // The quantized kernels that go with a float kernel table (same SIMD path, or portable when the
 // path has no quantized variant, such as NEON for now). The environment variable
 // NESSO_MCP_QUANT_ACTIVATIONS, read on each call (so once per model load), chooses how 4- and
-// 8-bit weights are multiplied: "int8" (the default) quantizes the activations to int8 blocks and
-// uses the integer kernels, "float" keeps float32 activations for every bit width.
+// 8-bit weights are multiplied. "int8" (the default) quantizes the activations to int8 blocks and
+// uses the integer kernels. "float" keeps float32 activations for every bit width.
 const QuantKernels& quantKernelsFor(const Kernels& kernels);
 
 // y[r] = W[r, :] · x over [rowBegin, rowEnd) for a float or quantized weight. `prepared` is x
@@ -157,10 +157,10 @@ void linearMatVec(const Kernels& kernels, const QuantKernels& quantKernels, cons
                   size_t rowBegin, size_t rowEnd, const float* x, float* y, const ActivationBatch* prepared = nullptr);
 
 // y[t * ldy + r] = W[r, :] · x[t, :] for every token t. A quantized weight on the integer path
-// multiplies int8 activations (`prepared`, or x quantized here when it is null); otherwise it is
-// dequantized kMatMulRowBlock rows at a time into a per-thread buffer and multiplied with the
-// float kernel, so each row is unpacked once per call whatever the token count. `scratch` is the
-// float kernel's kMatMulRowBlock * cols floats.
+// multiplies int8 activations: `prepared`, or x quantized here when it is null. On the float path
+// it is dequantized kMatMulRowBlock rows at a time into a per-thread buffer and multiplied with
+// the float kernel, so each row is unpacked once per call whatever the token count. `scratch` is
+// the float kernel's kMatMulRowBlock * cols floats.
 void linearMatMul(const Kernels& kernels, const QuantKernels& quantKernels, const LinearWeights& weights,
                   size_t rowBegin, size_t rowEnd, const float* x, size_t tokens, float* y, size_t ldy, float* scratch,
                   const ActivationBatch* prepared = nullptr);

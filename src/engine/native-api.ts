@@ -160,7 +160,7 @@ export interface NativeTesting {
   /**
    * Attention of q [nHeads, headDim] over keys/values [nKv, T, headDim] (one query position that
    * sees all T keys), returns [nHeads, headDim]. With kvType "f16" the keys and values are rounded
-   * to float16 first and read in that form, as an f16 KV cache holds them.
+   * to float16 first and read in that form, as an f16 KV cache stores them.
    */
   attention(q: Float32Array, k: Float32Array, v: Float32Array, nHeads: number, nKvHeads: number, headDim: number, T: number, kvType?: KvCacheType): Float32Array;
   /** y [rows] = W [rows, cols] · x [cols] with W given in `dtype` bytes. */

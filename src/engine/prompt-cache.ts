@@ -184,7 +184,7 @@ export class PromptCache {
   }
 
   /**
-   * Path of the file that contains the state of this prefix. A state holds the KV cache in the
+   * Path of the file that contains the state of this prefix. A state contains the KV cache in the
    * context's element type, so the type is part of the key.
    */
   pathOf(prefix: readonly number[], kvCacheType: KvCacheType = "f16"): string {

@@ -151,7 +151,7 @@ describe("native context", () => {
     target.dispose();
   });
 
-  it("f16 and f32 caches save states of their own element size and refuse each other's", async () => {
+  it("f16 and f32 states differ and reject each other", async () => {
     const half = model.createContext({ contextSize: 32 });
     const full = model.createContext({ contextSize: 32, kvCacheType: "f32" });
     await half.eval(tokens(10));

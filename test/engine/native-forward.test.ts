@@ -80,7 +80,7 @@ describe("native forward pass", () => {
     context.dispose();
   });
 
-  it("prefill and decode with an f16 KV cache match a reference that rounds keys and values to f16", async () => {
+  it("f16 KV cache matches the rounding reference", async () => {
     const spec = specFromDirectory(tinyCheckpoint("F32"));
     const model = await load(spec);
     const reference = new ReferenceModel(spec.config, spec, "f16");
@@ -91,7 +91,7 @@ describe("native forward pass", () => {
     let expected = reference.evaluate(prompt);
     let logits = await evalAll(context, prompt);
     expectClose(logits, expected, "f16 KV prefill");
-    // Rounding the cache does change the logits, so this test tells the two cache types apart.
+    // Rounding the cache does change the logits, so this test distinguishes the two cache types.
     expect(maxAbsDifference(logits, exact.evaluate(prompt))).toBeGreaterThan(0);
     for (let step = 0; step < 8; step++) {
       const next = argmax(expected);

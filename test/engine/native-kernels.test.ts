@@ -203,7 +203,7 @@ describe("native kernels", () => {
     });
   });
 
-  it.each(simdPaths)("attention over an f16 cache on the %s path matches the f32 attention of the rounded keys and values", async (path) => {
+  it.each(simdPaths)("f16 attention on %s matches rounded f32", async (path) => {
     const [nHeads, nKvHeads, headDim, positions] = [15, 5, 64, 37];
     const q = randomValues(nHeads * headDim, 4);
     const k = randomValues(nKvHeads * positions * headDim, 5);
@@ -217,7 +217,7 @@ describe("native kernels", () => {
     expect(maxAbsDifference(half, exact)).toBeGreaterThan(0);
   });
 
-  it("attention over an f16 cache saturates keys and values beyond the float16 range", () => {
+  it("f16 attention saturates out-of-range values", () => {
     const [nHeads, nKvHeads, headDim, positions] = [3, 1, 8, 4];
     const q = randomValues(nHeads * headDim, 7).map((x) => x * 1e-4);
     const k = randomValues(nKvHeads * positions * headDim, 8).map((x) => x * 1e6);

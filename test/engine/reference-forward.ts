@@ -67,7 +67,7 @@ export class ReferenceModel {
 
   /**
    * kvCacheType "f16" rounds the stored keys and values to float16, as a context with an f16 KV
-   * cache holds them (default "f32": kept exact).
+   * cache stores them (default "f32": kept exact).
    */
   constructor(
     readonly config: NativeModelConfig,

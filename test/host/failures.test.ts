@@ -141,8 +141,8 @@ describe("stdio server failures", () => {
     expect(host.listTools()).toEqual([]);
 
     // The delays double: 100 ms before the first restart, 200 ms before the second. The host's
-    // log states each delay; the start times show they were waited (process startup adds to
-    // them, by a varying amount on a loaded machine, so only the lower bounds are checked).
+    // log states each delay, and the start times show that it was waited. Process startup adds a
+    // varying amount on a loaded machine, so only lower bounds are checked.
     const delays = lines.flatMap((line) => [...line.matchAll(/"doomed" will restart in (\d+) ms/g)].map((match) => Number(match[1])));
     expect(delays).toEqual([100, 200]);
     const starts = readLog(log).filter((event) => event.event === "start");

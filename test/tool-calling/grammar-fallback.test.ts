@@ -97,7 +97,7 @@ const unusable: Array<{ name: string; schema: unknown; error: RegExp }> = [
   },
 ];
 
-/** An object schema whose property "a" nests `levels` deep. */
+/** Builds an object schema whose property "a" nests `levels` deep. */
 function nested(levels: number): unknown {
   let schema: unknown = { type: "string" };
   for (let i = 0; i < levels; i++) schema = { type: "object", properties: { a: schema }, required: ["a"] };
